@@ -1,0 +1,179 @@
+"""The Python API: `encode`, `decode` and `info`.
+
+``encode`` takes an image (``HxWxC`` uint8/uint16 array, ``CxHxW`` tensor), audio
+(``(samples, sample_rate)``), an `Image` / `Audio`, or a file path; ``decode`` hands back
+the same kind of object it was given (the stream records which), and ``info`` reads a
+stream's header and chunk table without decoding.
+"""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import bitstream
+from .errors import BitstreamError, Error, MediaError
+from .io import read_media
+from .media import Audio, Image
+from .progress import Progress
+from .registry import codec_class, default_codec, get_codec
+
+
+def _is_tensor(x: Any) -> bool:
+    return type(x).__module__.startswith("torch") and hasattr(x, "detach")
+
+
+def to_media(x: Any) -> Image | Audio:
+    """Wrap user input as `Image` / `Audio`, noting in ``source`` how to hand it back."""
+    if isinstance(x, (Image, Audio)):
+        x.source = {"type": "media"}
+        return x
+    if isinstance(x, (str, Path)):
+        media = read_media(x)
+        media.source = {"type": "file", "suffix": Path(x).suffix.lower()[:16]}
+        return media
+    if isinstance(x, (bytes, bytearray)):
+        media = read_media(bytes(x))
+        media.source = {"type": "file"}
+        return media
+    if isinstance(x, tuple) and len(x) == 2:
+        return _to_audio(*x)
+    if _is_tensor(x):
+        return _tensor_to_image(x)
+    if isinstance(x, np.ndarray):
+        if x.dtype not in (np.uint8, np.uint16) or x.ndim not in (2, 3):
+            raise MediaError(f"an image array must be HxW or HxWxC uint8/uint16, got {x.dtype} {x.shape}; "
+                             "pass audio as (samples, sample_rate)")
+        return Image(x, 16 if x.dtype == np.uint16 else 8, {"type": "numpy", "layout": "HWC" if x.ndim == 3 else "HW"})
+    raise MediaError(f"cannot encode a {type(x).__name__}: give an image array/tensor, (samples, rate) or a path")
+
+
+def _tensor_to_image(t: Any) -> Image:
+    if t.ndim not in (2, 3):
+        raise MediaError(f"an image tensor must be CxHxW or HxW, got shape {tuple(t.shape)}")
+    arr = t.detach().cpu()
+    dtype = str(arr.dtype).replace("torch.", "")
+    if arr.is_floating_point():
+        arr = (arr.clamp(0, 1) * 255).round().to(dtype=__import__("torch").uint8)
+    a = arr.numpy()
+    if a.dtype not in (np.uint8,):
+        raise MediaError(f"image tensors must be uint8 or float in [0, 1], got {dtype}")
+    layout = "CHW" if a.ndim == 3 else "HW"
+    pixels = np.moveaxis(a, 0, -1) if a.ndim == 3 else a
+    return Image(pixels, 8, {"type": "torch", "layout": layout, "dtype": dtype})
+
+
+def _to_audio(samples: Any, rate: Any) -> Audio:
+    src: dict[str, Any] = {"type": "numpy"}
+    if _is_tensor(samples):
+        t = samples.detach().cpu()
+        src = {"type": "torch", "dtype": str(t.dtype).replace("torch.", "")}
+        arr = t.numpy()
+        arr = arr.T if arr.ndim == 2 else arr  # torch audio is [channels, frames]
+    else:
+        arr = np.asarray(samples)
+        src["dtype"] = str(arr.dtype)
+    src["layout"] = "T" if arr.ndim == 1 else ("CT" if src["type"] == "torch" else "TC")
+    try:
+        rate = int(rate)
+    except (TypeError, ValueError):
+        raise MediaError(f"the sample rate must be an integer, got {rate!r}") from None
+    return Audio(arr, rate, source=src)
+
+
+def from_media(media: Image | Audio) -> Any:
+    """Hand decoded media back in the form recorded at encode time (numpy when unknown)."""
+    src = media.source if isinstance(media.source, dict) else {}
+    kind = src.get("type")
+    if kind == "media":
+        return media
+    if isinstance(media, Image):
+        px = media.pixels
+        if kind == "torch":
+            import torch
+
+            t = torch.from_numpy(np.ascontiguousarray(px[:, :, 0] if src.get("layout") == "HW" else np.moveaxis(px, -1, 0)))
+            return t.float() / 255 if src.get("dtype") in ("float32", "float64", "float16", "bfloat16") else t
+        return px[:, :, 0] if src.get("layout") == "HW" else px
+    samples = media.samples
+    if kind == "torch":
+        import torch
+
+        t = torch.from_numpy(np.ascontiguousarray(samples[:, 0] if src.get("layout") == "T" else samples.T))
+        return t, media.sample_rate
+    return (samples[:, 0] if src.get("layout") == "T" else samples), media.sample_rate
+
+
+def encode(x: Any, codec: str | None = None, progress: Progress | None = None, **options: Any) -> bytes:
+    """Encode media into an ncodec stream with the named codec (the media's default if None)."""
+    media = to_media(x)
+    kind = "image" if isinstance(media, Image) else "audio"
+    name = codec or default_codec(kind)
+    impl = get_codec(name, **options)
+    if impl.media != kind:
+        raise MediaError(f"codec {name!r} takes {impl.media}, but this input is {kind}")
+    return impl.encode(media, progress)
+
+
+def _reader(data: Any) -> bitstream.Reader:
+    if isinstance(data, (str, Path)):
+        try:
+            data = Path(data).read_bytes()
+        except OSError as e:
+            raise Error(f"cannot read {data}: {e.strerror}") from None
+    if not isinstance(data, (bytes, bytearray, memoryview)) and not hasattr(data, "read"):
+        raise BitstreamError(f"expected stream bytes, a path or a binary file, got {type(data).__name__}")
+    return bitstream.Reader(data)
+
+
+def decode_media(data: Any, progress: Progress | None = None) -> Image | Audio:
+    """Decode a stream into `Image` / `Audio` (what the CLI writes to files)."""
+    reader = _reader(data)
+    codec = codec_class(reader.header.codec).from_header(reader.header)
+    bitstream.check_model_hash(reader.header, codec.model_hash())
+    return codec.decode(reader, progress)
+
+
+def decode(data: Any, progress: Progress | None = None) -> Any:
+    """Decode a stream (bytes, path or binary file) into the kind of object it was made from."""
+    return from_media(decode_media(data, progress))
+
+
+def info(data: Any) -> dict[str, Any]:
+    """Header, chunk table and bitrate of a stream, without decoding it."""
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        data = io.BytesIO(bytes(data))
+    reader = _reader(data)
+    h = reader.header
+    table = reader.chunk_table()
+    size = _stream_size(data)
+    out: dict[str, Any] = {"codec": h.codec, "format_version": h.version, "model_hash": h.model_hash,
+                           "config": h.config, "metadata": h.metadata, "bytes": size,
+                           "chunks": [{"kind": c.kind, "offset": c.offset, "length": c.length} for c in table]}
+    meta = h.metadata
+    try:
+        if meta.get("media") == "image":
+            out["bpp"] = 8 * size / (int(meta["width"]) * int(meta["height"]))
+        elif meta.get("media") == "audio":
+            seconds = int(meta["frames"]) / int(meta["sample_rate"])
+            out["duration_s"] = seconds
+            out["kbps"] = 8 * size / seconds / 1000 if seconds > 0 else 0.0
+    except (KeyError, TypeError, ValueError, ZeroDivisionError):
+        pass
+    try:
+        codec = codec_class(h.codec).from_header(h)
+        out.update(codec.describe(h, table))
+    except Error:
+        pass
+    return out
+
+
+def _stream_size(data: Any) -> int:
+    if isinstance(data, (str, Path)):
+        return Path(data).stat().st_size
+    pos = data.tell()
+    end = data.seek(0, io.SEEK_END)
+    data.seek(pos)
+    return int(end)

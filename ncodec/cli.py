@@ -1,0 +1,241 @@
+"""The ``ncodec`` command: compress, decompress, info, list, bench.
+
+Exit status: 0 on success, 2 on usage errors, 1 on any other failure with a one-line
+message (``--debug`` shows the traceback).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import traceback
+from pathlib import Path
+from typing import Any, Sequence
+
+from . import api, bitstream
+from .errors import Error, MediaError
+from .io import atomic_output, audio_format_for, detect_media, write_audio, write_image
+from .media import Audio, Image
+from .progress import Progress
+from .registry import codec_class, default_codec, get_codec, list_codecs
+
+STREAM_SUFFIX = ".ncd"
+
+
+class UsageError(Error):
+    """A command line that cannot be carried out as given (exit status 2)."""
+
+
+def _read_input(path: str) -> bytes:
+    if path == "-":
+        return sys.stdin.buffer.read()
+    try:
+        return Path(path).read_bytes()
+    except OSError as e:
+        raise Error(f"cannot read {path}: {e.strerror}") from None
+
+
+def _say(args: argparse.Namespace, message: str) -> None:
+    if not args.quiet:
+        print(message, file=sys.stderr)
+
+
+def _parse_options(pairs: Sequence[str]) -> dict[str, Any]:
+    """``--option key=value`` pairs, values parsed as JSON where they parse (else strings)."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--option takes key=value, got {pair!r}")
+        try:
+            out[key.replace("-", "_")] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.replace("-", "_")] = value
+    return out
+
+
+def cmd_compress(args: argparse.Namespace) -> None:
+    data = _read_input(args.input)
+    kind = detect_media(data[:64])
+    if kind == "ncodec":
+        raise UsageError(f"{args.input} is already an ncodec stream; use `ncodec decompress`")
+    media = api.to_media(data)
+    if args.input != "-":
+        media.source = {"type": "file", "suffix": Path(args.input).suffix.lower()[:16], "name": Path(args.input).name[:255]}
+    kind = "image" if isinstance(media, Image) else "audio"
+    name = args.codec or default_codec(kind)
+    options = _parse_options(args.option)
+    if args.quality is not None:
+        options["quality"] = args.quality
+    if args.model is not None:
+        options["model"] = args.model
+    try:
+        codec = get_codec(name, **options)
+    except TypeError as e:
+        raise UsageError(f"codec {name!r} does not take these options: {e}") from None
+    if codec.media != kind:
+        raise UsageError(f"codec {name!r} codes {codec.media}, but {args.input} is {kind}")
+    out = args.output or ("-" if args.input == "-" else str(Path(args.input).with_suffix(STREAM_SUFFIX)))
+    total = media.frames if isinstance(media, Audio) else 1
+    with Progress(total, f"compress {name}") as progress, atomic_output(out, args.force) as f:
+        codec.write(media, f, progress)
+        written = f.tell() if out != "-" else None
+    if written is not None:
+        _say(args, _summary(media, len(data), written, out))
+
+
+def _summary(media: Image | Audio, in_bytes: int, out_bytes: int, out: str) -> str:
+    if isinstance(media, Image):
+        rate = f"{8 * out_bytes / media.num_pixels:.3f} bpp"
+    else:
+        rate = f"{8 * out_bytes / max(media.duration, 1e-9) / 1000:.1f} kbps"
+    return f"{out}: {in_bytes} -> {out_bytes} bytes ({out_bytes / max(in_bytes, 1):.1%}), {rate}"
+
+
+def _default_output(args: argparse.Namespace, media: Image | Audio) -> str:
+    if args.input == "-":
+        return "-"
+    src = Path(args.input)
+    suffix = media.source.get("suffix") if isinstance(media.source, dict) else None
+    if isinstance(media, Image):
+        suffix = ".png"
+    elif suffix not in (".wav", ".flac", ".aiff", ".aif"):
+        suffix = ".wav"
+    stem = src.with_suffix("") if src.suffix == STREAM_SUFFIX else src
+    target = stem.with_suffix(suffix) if src.suffix == STREAM_SUFFIX else Path(str(src) + suffix)
+    if target.exists() and not args.force:  # never clobber; decode beside it instead
+        target = target.with_name(target.stem + ".decoded" + suffix)
+    return str(target)
+
+
+def cmd_decompress(args: argparse.Namespace) -> None:
+    data = _read_input(args.input)
+    if detect_media(data[:8]) != "ncodec":
+        raise UsageError(f"{args.input} is not an ncodec stream (compress it first)")
+    reader = bitstream.Reader(data)
+    codec = codec_class(reader.header.codec).from_header(reader.header)
+    bitstream.check_model_hash(reader.header, codec.model_hash())
+    meta = reader.header.metadata
+    total = float(meta.get("frames", 1)) if isinstance(meta.get("frames"), int) else 1.0
+    with Progress(total, "decompress") as progress:
+        media = codec.decode(reader, progress)
+    out = args.output or _default_output(args, media)
+    with atomic_output(out, args.force) as f:
+        if isinstance(media, Image):
+            fmt = "PNG" if out == "-" else (Path(out).suffix.lstrip(".").upper() or "PNG")
+            write_image(f, media, {"JPG": "JPEG", "TIF": "TIFF"}.get(fmt, fmt))
+        else:
+            write_audio(f, media, "WAV" if out == "-" else audio_format_for(out))
+    if out != "-":
+        _say(args, f"{out}: decoded {reader.header.codec} stream ({len(data)} bytes)")
+
+
+def _format_info(d: dict[str, Any]) -> str:
+    lines = [f"codec:    {d['codec']} (container v{d['format_version']})",
+             f"model:    {d['model_hash'] or '-'}",
+             f"size:     {d['bytes']} bytes"]
+    meta = d["metadata"]
+    if meta.get("media") == "image":
+        lines.append(f"image:    {meta.get('width')}x{meta.get('height')}x{meta.get('channels')}, "
+                     f"{meta.get('bit_depth')}-bit; {d.get('bpp', float('nan')):.4f} bpp")
+    elif meta.get("media") == "audio":
+        lines.append(f"audio:    {meta.get('channels')} ch, {meta.get('sample_rate')} Hz, {meta.get('bit_depth')}-bit, "
+                     f"{d.get('duration_s', 0):.2f} s; {d.get('kbps', float('nan')):.1f} kbps")
+    for key, value in d.items():
+        if key not in ("codec", "format_version", "model_hash", "bytes", "metadata", "chunks", "config", "bpp",
+                       "kbps", "duration_s"):
+            lines.append(f"{key + ':':<10}{value}")
+    lines.append(f"config:   {json.dumps(d['config'], sort_keys=True)}")
+    lines.append(f"chunks:   {len(d['chunks'])}")
+    for c in d["chunks"][:20]:
+        lines.append(f"  {c['kind']!r:8} @{c['offset']:>10}  {c['length']:>10} bytes")
+    if len(d["chunks"]) > 20:
+        lines.append(f"  ... {len(d['chunks']) - 20} more")
+    return "\n".join(lines)
+
+
+def cmd_info(args: argparse.Namespace) -> None:
+    source: Any = args.file if args.file != "-" else _read_input("-")
+    d = api.info(source)
+    print(json.dumps(d, sort_keys=True) if args.json else _format_info(d))
+
+
+def cmd_list(args: argparse.Namespace) -> None:
+    for c in list_codecs():
+        if args.json:
+            print(json.dumps({"name": c.name, "media": c.media, "pretrained": c.pretrained, "lossless": c.lossless,
+                              "default": c.default, "description": c.description}))
+        else:
+            flags = ", ".join(f for f, on in (("default", c.default), ("lossless", c.lossless),
+                                              ("pretrained", c.pretrained)) if on)
+            print(f"{c.name:<20} {c.media:<6} {flags:<28} {c.description}")
+
+
+def cmd_bench(args: argparse.Namespace) -> None:
+    from .bench import run_bench
+
+    run_bench(args.what, args.rest)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ncodec", description="Compress and decompress images and audio with ncodec.")
+    p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    c = sub.add_parser("compress", help="encode an image or audio file into an ncodec stream")
+    c.add_argument("input", help="image or audio file, or - for stdin")
+    c.add_argument("output", nargs="?", help="output stream (default: INPUT with .ncd; - for stdout)")
+    c.add_argument("--codec", help="codec name (see `ncodec list`; default: the media's default codec)")
+    c.add_argument("--quality", type=float, help="quality level for lossy codecs")
+    c.add_argument("--model", help="model name for learned codecs")
+    c.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="codec option (repeatable)")
+    c.add_argument("-f", "--force", action="store_true", help="overwrite the output if it exists")
+    c.set_defaults(func=cmd_compress)
+
+    d = sub.add_parser("decompress", help="decode an ncodec stream into PNG / WAV / FLAC")
+    d.add_argument("input", help="ncodec stream, or - for stdin")
+    d.add_argument("output", nargs="?", help="output file (default: beside the input; - for stdout)")
+    d.add_argument("-f", "--force", action="store_true", help="overwrite the output if it exists")
+    d.set_defaults(func=cmd_decompress)
+
+    i = sub.add_parser("info", help="show a stream's codec, media, bitrate and chunk table")
+    i.add_argument("file", help="ncodec stream, or - for stdin")
+    i.add_argument("--json", action="store_true", help="one JSON object")
+    i.set_defaults(func=cmd_info)
+
+    ls = sub.add_parser("list", help="list the available codecs and models")
+    ls.add_argument("--json", action="store_true", help="one JSON object per line")
+    ls.set_defaults(func=cmd_list)
+
+    b = sub.add_parser("bench", help="benchmarks: entropy (the rANS core vs constriction), lossless-audio (vs FLAC)")
+    b.add_argument("what", choices=["entropy", "lossless-audio"])
+    b.add_argument("rest", nargs=argparse.REMAINDER, help="options of that benchmark (see --help after it)")
+    b.set_defaults(func=cmd_bench)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        args.func(args)
+        return 0
+    except UsageError as e:
+        if args.debug:
+            traceback.print_exc()
+        print(f"ncodec: error: {e}", file=sys.stderr)
+        return 2
+    except (Error, OSError) as e:
+        if args.debug:
+            traceback.print_exc()
+        msg = str(e) if isinstance(e, Error) else f"{getattr(e, 'filename', '') or ''} {e.strerror or e}".strip()
+        print(f"ncodec: error: {msg}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("ncodec: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,2 @@
+"""Built-in codecs; importing this package registers them."""
+from .audio import lossless as _audio_lossless  # noqa: F401

@@ -1,0 +1,54 @@
+"""The interface every codec implements, so the API, the CLI and `ncodec list` treat them alike."""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, BinaryIO, ClassVar
+
+from .. import bitstream
+from ..media import Audio, Image
+from ..progress import Progress
+
+Media = Image | Audio
+
+
+class Codec(ABC):
+    """A codec turns one kind of media into an ncodec container and back.
+
+    Subclasses set the class attributes, implement `write` (stream the container to a
+    binary file object) and `decode`, and build a decoder from a header in `from_header`.
+    """
+
+    name: ClassVar[str]
+    media: ClassVar[str]  # "image", "audio" or "video"
+    lossless: ClassVar[bool]
+    pretrained: ClassVar[bool] = False
+    description: ClassVar[str] = ""
+
+    @abstractmethod
+    def write(self, media: Any, out: BinaryIO, progress: Progress | None = None) -> None:
+        """Encode ``media`` and write the whole container to ``out``."""
+
+    @abstractmethod
+    def decode(self, reader: bitstream.Reader, progress: Progress | None = None) -> Any:
+        """Decode the media of a container whose header named this codec."""
+
+    @classmethod
+    @abstractmethod
+    def from_header(cls, header: bitstream.Header) -> "Codec":
+        """The codec instance (configuration, weights) that decodes streams with this header."""
+
+    def model_hash(self) -> str | None:
+        """SHA-256 of the weights this codec instance codes with (None for codecs without weights)."""
+        return None
+
+    def describe(self, header: bitstream.Header, chunks: list[bitstream.ChunkInfo]) -> dict[str, Any]:
+        """Extra facts for `ncodec info` (e.g. nominal vs actual bitrate); empty by default."""
+        return {}
+
+    def encode(self, media: Any, progress: Progress | None = None) -> bytes:
+        """Encode ``media`` into container bytes."""
+        import io
+
+        buf = io.BytesIO()
+        self.write(media, buf, progress)
+        return buf.getvalue()

@@ -1,0 +1,268 @@
+"""Forward-adaptive coding of integer prediction residuals (lossless audio and images).
+
+A residual block is cut into 2**order equal partitions. Each partition gets a shift k and
+a two-sided geometric ("discrete Laplace") table for ``q = r >> k``; the k low bits follow
+as uniform symbols. The encoder picks the partitioning and the parameters from running
+sums in closed form; the decoder reads them from the stream, so both use the same tables.
+The table bank is built from float64 with correctly rounded operations only (products,
+square roots), so it is identical on every machine; `bank_digest` pins it in streams.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from ..errors import BitstreamError
+from .cdf import CdfTables, quantize_pmf
+from .rans import Decoder
+
+MAX_SHIFT = 24          # k in 0..24: residuals up to about 2**30
+SHIFT_BITS = 5
+MEAN_STEPS = 49         # table means 2**(-6 + a/4), a = 0..48
+MEAN_BITS = 6
+UNIFORM_MAX_BITS = 12   # raw fields wider than this are split
+_VARIANTS = 4           # bin width 1, 2, 4, >= 8 (k = 0, 1, 2, >= 3)
+_TAIL = 2.0 ** -24      # probability left to the escape beyond the support
+_MAX_SUPPORT = 1 << 13
+
+
+def _table_mean(a: np.ndarray | int) -> np.ndarray:
+    return np.ldexp(1.0, -6) * np.power(2.0, np.asarray(a) / 4.0)
+
+
+def _geometric_pmf(variant: int, mean: float) -> tuple[np.ndarray, int]:
+    """pmf over the support and its first value, for one table of the bank."""
+    if variant == 0:  # r itself: P(r) ~ theta**|r|, mean |r| = 2 theta / (1 - theta**2)
+        theta = (np.sqrt(1.0 + mean * mean) - 1.0) / mean
+        alpha = theta
+    else:             # q = floor(r / w): P(q >= 0) ~ alpha**q, P(q < 0) ~ theta * alpha**(-q-1)
+        alpha = mean / (1.0 + mean)
+        theta = alpha
+        for _ in range(variant):  # theta = alpha ** (1 / w), w = 2**variant
+            theta = np.sqrt(theta)
+    support = 1
+    tail = alpha
+    while tail > _TAIL and support < _MAX_SUPPORT:
+        tail *= alpha
+        support += 1
+    powers = np.cumprod(np.concatenate([[1.0], np.full(support, alpha)]))  # alpha**0 .. alpha**support
+    if variant == 0:
+        pmf = np.concatenate([powers[:0:-1], powers])  # r = -support .. support
+        return pmf, -support
+    pmf = np.concatenate([theta * powers[support - 1::-1], powers[:support]])  # q = -support .. support-1
+    return pmf, -support
+
+
+@lru_cache(maxsize=1)
+def table_bank() -> CdfTables:
+    """The fixed tables: 4 x 49 geometric tables, then uniform tables of 1..12 bits."""
+    pmfs, offsets = [], []
+    for variant in range(_VARIANTS):
+        for a in range(MEAN_STEPS):
+            pmf, offset = _geometric_pmf(variant, float(_table_mean(a)))
+            pmfs.append(pmf)
+            offsets.append(offset)
+    width = max(p.size for p in pmfs)
+    geo = CdfTables.from_pmf(np.stack([np.pad(p, (0, width - p.size)) for p in pmfs]),
+                             offsets=np.array(offsets), sizes=np.array([p.size for p in pmfs]),
+                             escape_mass=_TAIL)
+    uniform = []
+    for bits in range(1, UNIFORM_MAX_BITS + 1):
+        freq = quantize_pmf(np.concatenate([np.ones(1 << bits), [0.0]])[None, :])[0]
+        uniform.append(CdfTables.from_frequencies(freq[None, :]))
+    bank, _ = CdfTables.concat([geo] + uniform)
+    return bank
+
+
+_UNIFORM_BASE = _VARIANTS * MEAN_STEPS
+
+
+def bank_digest() -> str:
+    """Short digest of the table bank, stored by codecs so a changed bank is detected."""
+    return table_bank().digest()[:16]
+
+
+def uniform_index(bits: np.ndarray | int) -> np.ndarray:
+    """Table index of the uniform table for ``bits`` (1..12) raw bits."""
+    return _UNIFORM_BASE + np.asarray(bits) - 1
+
+
+def geometric_index(shift: np.ndarray, mean_index: np.ndarray) -> np.ndarray:
+    """Table index of the geometric table for shift k and mean index a."""
+    return np.minimum(np.asarray(shift), _VARIANTS - 1) * MEAN_STEPS + np.asarray(mean_index)
+
+
+# ---------------------------------------------------------------- raw fields
+def raw_symbols(values: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """Unsigned ``bits``-wide fields as uniform symbols (split into <= 12-bit pieces)."""
+    values = np.asarray(values, dtype=np.int64).reshape(-1)
+    syms, idxs = [], []
+    for low in range(0, bits, UNIFORM_MAX_BITS):
+        width = min(UNIFORM_MAX_BITS, bits - low)
+        syms.append((values >> low) & ((1 << width) - 1))
+        idxs.append(np.full(values.size, uniform_index(width)))
+    if not syms:
+        return np.zeros(0, np.int32), np.zeros(0, np.int32)
+    return (np.stack(syms, axis=1).reshape(-1).astype(np.int32),
+            np.stack(idxs, axis=1).reshape(-1).astype(np.int32))
+
+
+def decode_raw(dec: Decoder, count: int, bits: int) -> np.ndarray:
+    """Inverse of `raw_symbols` for ``count`` fields; rejects values outside the field."""
+    pieces = (bits + UNIFORM_MAX_BITS - 1) // UNIFORM_MAX_BITS
+    if count == 0 or pieces == 0:
+        return np.zeros(count, dtype=np.int64)
+    widths = [min(UNIFORM_MAX_BITS, bits - low) for low in range(0, bits, UNIFORM_MAX_BITS)]
+    idx = np.tile(uniform_index(np.array(widths)), count).astype(np.int32)
+    sym = dec.decode(idx).astype(np.int64).reshape(count, pieces)
+    if np.any(sym < 0) or np.any(sym >= (1 << np.array(widths))[None, :]):
+        raise BitstreamError("corrupt stream: a raw field is out of range")
+    return (sym << np.array([UNIFORM_MAX_BITS * i for i in range(pieces)])[None, :]).sum(axis=1)
+
+
+def signed_raw_symbols(values: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """Two's-complement ``bits``-wide signed fields as uniform symbols."""
+    return raw_symbols(np.asarray(values, dtype=np.int64) & ((1 << bits) - 1), bits)
+
+
+def decode_signed_raw(dec: Decoder, count: int, bits: int) -> np.ndarray:
+    """Inverse of `signed_raw_symbols`."""
+    v = decode_raw(dec, count, bits)
+    return np.where(v >= (1 << (bits - 1)), v - (1 << bits), v)
+
+
+# ------------------------------------------------------------- residual plans
+@dataclass
+class Plan:
+    """How one residual block is coded: partition bounds and per-partition (k, a)."""
+
+    bounds: np.ndarray   # [P + 1] sample offsets
+    shift: np.ndarray    # [P] k
+    mean: np.ndarray     # [P] table mean index a
+    bits: float          # estimated payload bits, side information included
+
+    @property
+    def order(self) -> int:
+        return int(np.log2(self.shift.size))
+
+
+def partition_bounds(n: int, order: int) -> np.ndarray:
+    """Sample offsets of 2**order near-equal partitions of n samples."""
+    parts = 1 << order
+    return (np.arange(parts + 1, dtype=np.int64) * n) // parts
+
+
+def _entropy_geometric(alpha: np.ndarray) -> np.ndarray:
+    one = 1.0 - alpha
+    return (-(one * np.log2(one)) - alpha * np.log2(np.maximum(alpha, 1e-300))) / one
+
+
+_TARGET_MEAN = 32.0     # largest quotient mean the shift leaves (the bank reaches 64)
+
+
+def _fit(sums: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(k, a, estimated bits) per partition from sum |r| and sample counts.
+
+    For Laplacian residuals the only loss of the quotient/remainder split is the
+    remainder's non-uniformity, which shrinks with k, so k is the smallest shift that
+    brings the quotient's mean within the table bank (mean <= 32).
+    """
+    mu = sums / np.maximum(counts, 1)
+    k = np.where(mu <= _TARGET_MEAN, 0,
+                 np.ceil(np.log2(np.maximum(mu, 1.0) / (_TARGET_MEAN + 0.5)))).astype(np.int64)
+    k = np.clip(k, 0, MAX_SHIFT)
+    mean0 = np.maximum(mu, 1e-6)
+    theta = (np.sqrt(1.0 + mean0 ** 2) - 1.0) / mean0
+    h0 = -np.log2((1.0 - theta) / (1.0 + theta)) - mean0 * np.log2(np.maximum(theta, 1e-300))
+    mbar = np.maximum(mu / np.ldexp(1.0, k) - 0.5, 1e-6)
+    h = np.where(k == 0, h0, 1.0 + _entropy_geometric(mbar / (1.0 + mbar)) + k)
+    target = np.where(k == 0, mean0, mbar)
+    a = np.clip(np.rint(4.0 * (np.log2(target) + 6.0)), 0, MEAN_STEPS - 1).astype(np.int64)
+    return k, a, counts * h
+
+
+def plan_partitions(residual: np.ndarray, max_order: int = 6, min_partition: int = 16) -> Plan:
+    """Choose the partition order and per-partition parameters minimising estimated bits."""
+    r = np.asarray(residual, dtype=np.int64)
+    n = r.size
+    csum = np.concatenate([[0], np.cumsum(np.abs(r))]).astype(np.float64)
+    best: Plan | None = None
+    side = SHIFT_BITS + MEAN_BITS
+    for order in range(max_order + 1):
+        if order > 0 and n >> order < min_partition:
+            break
+        bounds = partition_bounds(n, order)
+        k, a, bits = _fit(csum[bounds[1:]] - csum[bounds[:-1]], np.diff(bounds).astype(np.float64))
+        total = float(bits.sum()) + side * k.size
+        if best is None or total < best.bits:
+            best = Plan(bounds, k, a, total)
+    assert best is not None
+    return best
+
+
+def plan_symbols(plan: Plan) -> tuple[np.ndarray, np.ndarray]:
+    """The side information of a plan (order, then k and a per partition) as symbols."""
+    s0, i0 = raw_symbols(np.array([plan.order]), 3)
+    ks, ki = raw_symbols(plan.shift, SHIFT_BITS)
+    ms, mi = raw_symbols(plan.mean, MEAN_BITS)
+    return (np.concatenate([s0, np.stack([ks, ms], axis=1).reshape(-1)]),
+            np.concatenate([i0, np.stack([ki, mi], axis=1).reshape(-1)]))
+
+
+def decode_plan(dec: Decoder, n: int, max_order: int = 6) -> Plan:
+    """Read a plan written by `plan_symbols` for a block of n samples."""
+    order = int(decode_raw(dec, 1, 3)[0])
+    if order > max_order:
+        raise BitstreamError(f"corrupt stream: partition order {order} exceeds {max_order}")
+    parts = 1 << order
+    idx = np.tile(uniform_index(np.array([SHIFT_BITS, MEAN_BITS])), parts).astype(np.int32)
+    params = dec.decode(idx).astype(np.int64).reshape(parts, 2)
+    k, a = params[:, 0], params[:, 1]
+    if np.any(k < 0) or np.any(k > MAX_SHIFT) or np.any(a < 0) or np.any(a >= MEAN_STEPS):
+        raise BitstreamError("corrupt stream: residual parameters out of range")
+    return Plan(partition_bounds(n, order), k, a, 0.0)
+
+
+def _per_sample(plan: Plan) -> tuple[np.ndarray, np.ndarray]:
+    counts = np.diff(plan.bounds)
+    return np.repeat(plan.shift, counts), np.repeat(plan.mean, counts)
+
+
+def residual_symbols(residual: np.ndarray, plan: Plan) -> tuple[np.ndarray, np.ndarray]:
+    """Symbols and table indexes for a residual block: quotients, then low bits, then high bits."""
+    r = np.asarray(residual, dtype=np.int64)
+    k, a = _per_sample(plan)
+    q = r >> k
+    rem = r & ((np.int64(1) << k) - 1)
+    low_bits = np.minimum(k, UNIFORM_MAX_BITS)
+    has_low, has_high = k > 0, k > UNIFORM_MAX_BITS
+    sym = np.concatenate([q, (rem & ((np.int64(1) << low_bits) - 1))[has_low], (rem >> UNIFORM_MAX_BITS)[has_high]])
+    idx = np.concatenate([geometric_index(k, a), uniform_index(low_bits[has_low]),
+                          uniform_index(k[has_high] - UNIFORM_MAX_BITS)])
+    if sym.size and (sym.min() < np.iinfo(np.int32).min or sym.max() > np.iinfo(np.int32).max):
+        raise ValueError("residual too large for the residual coder")
+    return sym.astype(np.int32), idx.astype(np.int32)
+
+
+def decode_residual(dec: Decoder, plan: Plan) -> np.ndarray:
+    """Inverse of `residual_symbols`."""
+    k, a = _per_sample(plan)
+    low_bits = np.minimum(k, UNIFORM_MAX_BITS)
+    has_low, has_high = k > 0, k > UNIFORM_MAX_BITS
+    idx = np.concatenate([geometric_index(k, a), uniform_index(low_bits[has_low]),
+                          uniform_index(k[has_high] - UNIFORM_MAX_BITS)]).astype(np.int32)
+    sym = dec.decode(idx).astype(np.int64)
+    n = k.size
+    q = sym[:n]
+    rem = np.zeros(n, dtype=np.int64)
+    n_low = int(has_low.sum())
+    low = sym[n:n + n_low]
+    high = sym[n + n_low:]
+    if np.any(low < 0) or np.any(low >= (np.int64(1) << low_bits[has_low])) or np.any(high < 0) or \
+            np.any(high >= (np.int64(1) << (k[has_high] - UNIFORM_MAX_BITS))):
+        raise BitstreamError("corrupt stream: residual low bits out of range")
+    rem[has_low] = low
+    rem[has_high] |= high << UNIFORM_MAX_BITS
+    return (q << k) | rem

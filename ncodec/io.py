@@ -1,0 +1,185 @@
+"""Reading and writing media files: content sniffing, Pillow / soundfile I/O, atomic output."""
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import BinaryIO, Iterator
+
+import numpy as np
+
+from .errors import Error, MediaError
+from .media import Audio, Image
+
+_SIGNATURES: list[tuple[int, bytes, str]] = [
+    (0, b"NCDC", "ncodec"),
+    (0, b"\x89PNG\r\n\x1a\n", "image"),
+    (0, b"\xff\xd8\xff", "image"),
+    (0, b"GIF87a", "image"),
+    (0, b"GIF89a", "image"),
+    (0, b"BM", "image"),
+    (0, b"II*\x00", "image"),
+    (0, b"MM\x00*", "image"),
+    (0, b"P5", "image"),
+    (0, b"P6", "image"),
+    (0, b"\x00\x00\x00\x0cjP  ", "image"),
+    (0, b"\xff\x0a", "image"),
+    (0, b"fLaC", "audio"),
+    (0, b"OggS", "audio"),
+    (0, b"ID3", "audio"),
+    (0, b"\x1aE\xdf\xa3", "video"),
+]
+
+
+def detect_media(prefix: bytes) -> str | None:
+    """The media kind of a file from its first bytes: image, audio, video, ncodec, or None."""
+    for offset, magic, kind in _SIGNATURES:
+        if prefix[offset:offset + len(magic)] == magic:
+            return kind
+    if prefix[:4] == b"RIFF" and len(prefix) >= 12:
+        return {b"WAVE": "audio", b"WEBP": "image", b"AVI ": "video"}.get(prefix[8:12])
+    if prefix[:4] == b"FORM" and prefix[8:12] in (b"AIFF", b"AIFC"):
+        return "audio"
+    if prefix[4:8] == b"ftyp":
+        return "image" if prefix[8:12] in (b"avif", b"avis", b"heic", b"mif1") else "video"
+    if len(prefix) >= 2 and prefix[0] == 0xFF and prefix[1] & 0xE0 == 0xE0:
+        return "audio"  # MPEG audio frame sync
+    return None
+
+
+def read_image(source: str | Path | bytes | BinaryIO) -> Image:
+    """Decode an image file with Pillow into uint8 (or uint16 for 16-bit grayscale) pixels."""
+    from PIL import Image as PILImage, UnidentifiedImageError
+
+    fp = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source
+    try:
+        with PILImage.open(fp) as im:
+            im.load()
+            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+                arr = np.asarray(im).astype(np.int64)
+                return Image(np.clip(arr, 0, 65535).astype(np.uint16), bit_depth=16)
+            if im.mode not in ("L", "RGB", "RGBA"):
+                im = im.convert("RGBA" if "A" in im.mode or "transparency" in im.info else "RGB")
+            return Image(np.asarray(im).copy(), bit_depth=8)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+        raise MediaError(f"cannot read image: {e}") from None
+
+
+def read_audio(source: str | Path | bytes | BinaryIO) -> Audio:
+    """Decode an audio file with soundfile, keeping integer PCM exact (24-bit in int32)."""
+    import soundfile as sf
+
+    fp = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source
+    try:
+        with sf.SoundFile(fp) as f:
+            subtype, rate = f.subtype, f.samplerate
+            if subtype in ("PCM_16", "PCM_S8", "PCM_U8"):
+                data = f.read(dtype="int16", always_2d=True)
+                if subtype != "PCM_16":
+                    return Audio((data >> 8).astype(np.int16), rate, bit_depth=8)
+                return Audio(data, rate, bit_depth=16)
+            if subtype in ("PCM_24", "PCM_32"):
+                data = f.read(dtype="int32", always_2d=True)
+                return Audio(data >> 8, rate, bit_depth=24) if subtype == "PCM_24" else Audio(data, rate, bit_depth=32)
+            return Audio(f.read(dtype="float32", always_2d=True), rate)
+    except (sf.LibsndfileError, RuntimeError, TypeError) as e:
+        raise MediaError(f"cannot read audio: {e}") from None
+
+
+def read_media(source: str | Path | bytes) -> Image | Audio:
+    """Read an image or audio file (or its bytes), sniffing the kind from its content."""
+    data = source if isinstance(source, (bytes, bytearray)) else _read_prefix(Path(source))
+    kind = detect_media(bytes(data[:64]))
+    if kind == "image":
+        return read_image(source)
+    if kind == "audio":
+        return read_audio(source)
+    if kind == "video":
+        raise MediaError("video input needs a video codec, and none is installed yet")
+    if kind == "ncodec":
+        raise MediaError("this is already an ncodec stream; use decompress")
+    raise MediaError("unrecognised media: not an image or audio format ncodec can read")
+
+
+def _read_prefix(path: Path, n: int = 64) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read(n)
+    except OSError as e:
+        raise MediaError(f"cannot open {path}: {e.strerror}") from None
+
+
+def write_image(out: str | Path | BinaryIO, image: Image, fmt: str = "PNG") -> None:
+    """Write an image (PNG by default; 16-bit grayscale as 16-bit PNG)."""
+    from PIL import Image as PILImage
+
+    px = image.pixels
+    if px.dtype == np.uint16:
+        if px.shape[2] != 1:
+            raise MediaError("Pillow writes 16-bit images only in grayscale")
+        im = PILImage.fromarray(px[:, :, 0].astype(np.int32), mode="I").convert("I;16")
+    else:
+        im = PILImage.fromarray(px[:, :, 0] if px.shape[2] == 1 else px)
+    im.save(out, format=fmt)
+
+
+_AUDIO_FORMATS = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG", ".opus": "OGG", ".aiff": "AIFF", ".aif": "AIFF"}
+
+
+def write_audio(out: str | Path | BinaryIO, audio: Audio, fmt: str = "WAV") -> None:
+    """Write audio with soundfile, with a PCM subtype matching its bit depth (float stays float)."""
+    import soundfile as sf
+
+    data = audio.samples
+    if audio.is_integer:
+        depth = audio.bit_depth or 16
+        if depth <= 8:
+            subtype, data = "PCM_U8" if fmt == "WAV" else "PCM_S8", (data.astype(np.int16) << 8)
+        elif depth <= 16:
+            subtype, data = "PCM_16", data.astype(np.int16)
+        elif depth <= 24:
+            subtype, data = "PCM_24", data.astype(np.int32) << 8
+        else:
+            subtype, data = "PCM_32", data.astype(np.int32)
+    else:
+        subtype = "FLOAT"
+    try:
+        sf.write(out, data, audio.sample_rate, format=fmt, subtype=subtype)
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as e:
+        raise MediaError(f"cannot write {fmt} audio: {e}") from None
+
+
+def audio_format_for(path: str | Path) -> str:
+    """The soundfile container format for an output path's extension (WAV by default)."""
+    return _AUDIO_FORMATS.get(Path(path).suffix.lower(), "WAV")
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | Path, force: bool = False) -> Iterator[BinaryIO]:
+    """Open ``path`` for writing so it appears whole or not at all ('-' is stdout).
+
+    Writes go to a temporary file beside the target, renamed over it only on success; on
+    any failure the temporary file is removed and the target is left untouched.
+    """
+    if str(path) == "-":
+        yield sys.stdout.buffer
+        sys.stdout.buffer.flush()
+        return
+    target = Path(path)
+    if target.exists() and not force:
+        raise Error(f"{target} exists; use --force to overwrite it")
+    directory = target.parent if str(target.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
