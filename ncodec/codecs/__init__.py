@@ -1,2 +1,3 @@
 """Built-in codecs; importing this package registers them."""
 from .audio import lossless as _audio_lossless  # noqa: F401
+from .image import wavelet_lossless as _wavelet_lossless  # noqa: F401

@@ -25,6 +25,7 @@ from .model import EntropyModel, QuantizeMode, check_strings, lower_bound, quant
 
 CELL_BUDGET = 1 << 22  # table cells (elements x window) built at once: ~32 MB per float64 array
 _WINDOW_LIMIT = 1 << 30  # windows stay well inside int32 offsets
+_BLOCK = 1 << 16  # elements per exactmath call: cache-sized blocks run several times faster
 
 
 def _as_float64(x: Tensor | np.ndarray) -> np.ndarray:
@@ -32,6 +33,14 @@ def _as_float64(x: Tensor | np.ndarray) -> np.ndarray:
     if isinstance(x, Tensor):
         x = x.detach().to("cpu", torch.float64).numpy()
     return np.asarray(x, dtype=np.float64)
+
+
+def _normal_sf(x: np.ndarray) -> np.ndarray:
+    """`exactmath.normal_sf` of a 1-D array, evaluated block by block (same bits, faster)."""
+    out = np.empty(x.shape)
+    for i in range(0, x.size, _BLOCK):
+        out[i:i + _BLOCK] = exactmath.normal_sf(x[i:i + _BLOCK])
+    return out
 
 
 def _split_streams(data: bytes) -> list[bytes]:
@@ -144,19 +153,27 @@ class GaussianMixtureConditional(EntropyModel):
 
     def build_tables(self, weights: Tensor | np.ndarray, means: Tensor | np.ndarray,
                      scales: Tensor | np.ndarray) -> CdfTables:
-        """One integer table per element from ``[N, K]`` parameters (float64, `exactmath` only)."""
+        """One integer table per element from ``[N, K]`` parameters (float64, `exactmath` only).
+
+        The density is evaluated only inside each element's own window: its ``width + 1``
+        bin edges are laid end to end in one flat array, then scattered into padded rows.
+        """
         means = _as_float64(means)
         w, scales, first, width = self._windows(_as_float64(weights), means, _as_float64(scales))
-        edges = first[:, None] + np.arange(int(width.max()) + 1)[None, :] - 0.5
-        last_edge = (first + width).astype(np.float64) - 0.5
-        pmf = np.zeros((first.size, edges.shape[1] - 1))
+        row = np.repeat(np.arange(first.size), width + 1)
+        start = np.cumsum(width + 1) - (width + 1)
+        col = np.arange(row.size) - start[row]
+        edges = (first[row] + col).astype(np.float64) - 0.5
+        inside = col[:-1] < width[row[:-1]]  # edge pairs that bound one bin of one element
+        mass = np.zeros(row.size - 1)
         escape = np.zeros(first.size)
         for j in range(self.num_components):
-            mu, sigma = means[:, j:j + 1], scales[:, j:j + 1]
-            pmf = pmf + w[:, j:j + 1] * bin_masses(exactmath.normal_sf, (edges - mu) / sigma)
-            tails = (exactmath.normal_sf((mu[:, 0] - edges[:, 0]) / sigma[:, 0])
-                     + exactmath.normal_sf((last_edge - mu[:, 0]) / sigma[:, 0]))
+            z = (edges - means[row, j]) / scales[row, j]
+            mass = mass + w[row[:-1], j] * bin_masses(_normal_sf, z)
+            tails = _normal_sf(-z[start]) + _normal_sf(z[start + width])
             escape = escape + w[:, j] * tails
+        pmf = np.zeros((first.size, int(width.max())))
+        pmf[row[:-1][inside], col[:-1][inside]] = mass[inside]
         return CdfTables.from_pmf(pmf, offsets=first, sizes=width, escape_mass=escape, precision=self.precision)
 
     def _plan(self, weights: Tensor, means: Tensor, scales: Tensor, b: int

@@ -22,6 +22,7 @@ MAX_SHIFT = 24          # k in 0..24: residuals up to about 2**30
 SHIFT_BITS = 5
 MEAN_STEPS = 49         # table means 2**(-6 + a/4), a = 0..48
 MEAN_BITS = 6
+ORDER_BITS = 4          # partition order 0..15
 UNIFORM_MAX_BITS = 12   # raw fields wider than this are split
 _VARIANTS = 4           # bin width 1, 2, 4, >= 8 (k = 0, 1, 2, >= 3)
 _TAIL = 2.0 ** -24      # probability left to the escape beyond the support
@@ -185,6 +186,8 @@ def _fit(sums: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, 
 
 def plan_partitions(residual: np.ndarray, max_order: int = 6, min_partition: int = 16) -> Plan:
     """Choose the partition order and per-partition parameters minimising estimated bits."""
+    if not 0 <= max_order < 1 << ORDER_BITS:
+        raise ValueError(f"max_order must be in 0..{(1 << ORDER_BITS) - 1}")
     r = np.asarray(residual, dtype=np.int64)
     n = r.size
     csum = np.concatenate([[0], np.cumsum(np.abs(r))]).astype(np.float64)
@@ -204,7 +207,7 @@ def plan_partitions(residual: np.ndarray, max_order: int = 6, min_partition: int
 
 def plan_symbols(plan: Plan) -> tuple[np.ndarray, np.ndarray]:
     """The side information of a plan (order, then k and a per partition) as symbols."""
-    s0, i0 = raw_symbols(np.array([plan.order]), 3)
+    s0, i0 = raw_symbols(np.array([plan.order]), ORDER_BITS)
     ks, ki = raw_symbols(plan.shift, SHIFT_BITS)
     ms, mi = raw_symbols(plan.mean, MEAN_BITS)
     return (np.concatenate([s0, np.stack([ks, ms], axis=1).reshape(-1)]),
@@ -213,7 +216,7 @@ def plan_symbols(plan: Plan) -> tuple[np.ndarray, np.ndarray]:
 
 def decode_plan(dec: Decoder, n: int, max_order: int = 6) -> Plan:
     """Read a plan written by `plan_symbols` for a block of n samples."""
-    order = int(decode_raw(dec, 1, 3)[0])
+    order = int(decode_raw(dec, 1, ORDER_BITS)[0])
     if order > max_order:
         raise BitstreamError(f"corrupt stream: partition order {order} exceeds {max_order}")
     parts = 1 << order
