@@ -160,20 +160,22 @@ class GaussianMixtureConditional(EntropyModel):
         """
         means = _as_float64(means)
         w, scales, first, width = self._windows(_as_float64(weights), means, _as_float64(scales))
-        row = np.repeat(np.arange(first.size), width + 1)
-        start = np.cumsum(width + 1) - (width + 1)
-        col = np.arange(row.size) - start[row]
-        edges = (first[row] + col).astype(np.float64) - 0.5
-        inside = col[:-1] < width[row[:-1]]  # edge pairs that bound one bin of one element
-        mass = np.zeros(row.size - 1)
+        counts = width + 1
+        start = np.cumsum(counts) - counts
+        col = np.arange(int(counts.sum())) - np.repeat(start, counts)
+        edges = np.repeat(first - 0.5, counts) + col
+        stride = int(width.max())
+        is_bin = col[:-1] < np.repeat(width, counts)[:-1]  # edge pairs that bound a bin of one element
+        target = (np.repeat(np.arange(first.size) * stride, counts) + col)[:-1][is_bin]
+        mass = np.zeros(edges.size - 1)
         escape = np.zeros(first.size)
         for j in range(self.num_components):
-            z = (edges - means[row, j]) / scales[row, j]
-            mass = mass + w[row[:-1], j] * bin_masses(_normal_sf, z)
-            tails = _normal_sf(-z[start]) + _normal_sf(z[start + width])
-            escape = escape + w[:, j] * tails
-        pmf = np.zeros((first.size, int(width.max())))
-        pmf[row[:-1][inside], col[:-1][inside]] = mass[inside]
+            z = (edges - np.repeat(means[:, j], counts)) / np.repeat(scales[:, j], counts)
+            mass = mass + np.repeat(w[:, j], counts)[:-1] * bin_masses(_normal_sf, z)
+            escape = escape + w[:, j] * (_normal_sf(-z[start]) + _normal_sf(z[start + width]))
+        pmf = np.zeros(first.size * stride)
+        pmf[target] = mass[is_bin]
+        pmf = pmf.reshape(first.size, stride)
         return CdfTables.from_pmf(pmf, offsets=first, sizes=width, escape_mass=escape, precision=self.precision)
 
     def _plan(self, weights: Tensor, means: Tensor, scales: Tensor, b: int
