@@ -21,7 +21,7 @@ SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 
 
 def ncodec(*args: str) -> None:
-    subprocess.run([sys.executable, "-m", "ncodec", *args], check=True)
+    subprocess.run([sys.executable, "-m", "ncodec", "--quiet", *args], check=True)
 
 
 def quality(original, decoded) -> str:

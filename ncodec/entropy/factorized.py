@@ -27,7 +27,7 @@ class EntropyBottleneck(TableEntropyModel):
     target: Tensor
 
     def __init__(self, channels: int, *, tail_mass: float = 1e-9, init_scale: float = 10.0,
-                 filters: Sequence[int] = (3, 3, 3), likelihood_bound: float = 1e-9,
+                 filters: Sequence[int] = (3, 3, 3, 3), likelihood_bound: float = 1e-9,
                  precision: int = DEFAULT_PRECISION):
         super().__init__(likelihood_bound, precision)
         if not 0 < tail_mass < 1:

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..errors import BitstreamError
+from ..errors import BitstreamError, EntropyCodingError
 from . import exactmath, rans
 from .cdf import DEFAULT_PRECISION, CdfTables
 from .conditional import SCALES_MIN, bin_masses, gaussian_cdf, tail_quantile
@@ -44,18 +44,10 @@ def _normal_sf(x: np.ndarray) -> np.ndarray:
 
 
 def _split_streams(data: bytes) -> list[bytes]:
-    """Cut concatenated rANS streams apart, each one's length read from its lane table."""
+    """Cut concatenated rANS streams apart."""
     parts, pos = [], 0
     while pos < len(data):
-        header = rans.read_header(bytes(data[pos:pos + rans.HEADER_BYTES]))
-        words_at = pos + rans.HEADER_BYTES + (rans.LANE_BYTES - 4) * header.lanes  # u64 states, then u32 words
-        try:
-            words = np.frombuffer(data, dtype="<u4", count=header.lanes, offset=words_at)
-        except ValueError:
-            raise BitstreamError("mixture stream truncated inside a lane table") from None
-        end = words_at + 4 * header.lanes + 4 * int(words.sum(dtype=np.int64))
-        if end > len(data):
-            raise BitstreamError("mixture stream truncated inside a group's payload")
+        end = pos + rans.stream_length(data, pos)
         parts.append(bytes(data[pos:end]))
         pos = end
     return parts
@@ -128,6 +120,8 @@ class GaussianMixtureConditional(EntropyModel):
     def _windows(self, weights: np.ndarray, means: np.ndarray, scales: np.ndarray
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Softmaxed weights, bounded scales, first symbol and width of each element's window ([N, K] in)."""
+        if not (np.all(np.isfinite(weights)) and np.all(np.isfinite(means)) and np.all(np.isfinite(scales))):
+            raise EntropyCodingError("mixture parameters must be finite to build coding tables")
         k = self.num_components
         scales = np.maximum(scales, self.scale_bound)
         top = np.max(weights, axis=1, keepdims=True)

@@ -127,6 +127,20 @@ def read_header(data: bytes) -> StreamHeader:
     return StreamHeader(version, precision, lanes, n)
 
 
+def stream_length(data: bytes | bytearray | memoryview, offset: int = 0) -> int:
+    """Byte length of the rANS stream starting at ``offset`` (to split streams laid end to end)."""
+    view = memoryview(data)[offset:]
+    header = read_header(bytes(view[:HEADER_BYTES]))
+    counts_at = HEADER_BYTES + 8 * header.lanes  # u64 states, then u32 word counts
+    if len(view) < counts_at + 4 * header.lanes:
+        raise BitstreamError("truncated rANS stream: lane table is cut off")
+    words = np.frombuffer(view, dtype="<u4", count=header.lanes, offset=counts_at)
+    end = counts_at + 4 * header.lanes + 4 * int(words.sum(dtype=np.int64))
+    if end > len(view):
+        raise BitstreamError("truncated rANS stream: payload is cut off")
+    return end
+
+
 class Decoder:
     """Incremental decoder: take the symbols of one stream a slice at a time, in order.
 
