@@ -1,5 +1,16 @@
-"""ncodec: neural and classical codecs for images, audio and video."""
+"""ncodec: neural and classical codecs for images, audio and video.
+
+``ncodec.encode(x, codec=None)`` -> bytes, ``ncodec.decode(data)`` -> the same kind of
+object, ``ncodec.info(data)`` -> header facts; codecs are listed by ``ncodec list``.
+"""
+from .api import decode, encode, info
 from .errors import (BitstreamError, ChecksumError, EntropyCodingError, Error, MediaError, ModelFileError,
                      ModelMismatchError, TruncatedError, UnknownCodecError, UnsupportedVersionError)
+from .media import Audio, Image
+from .registry import list_codecs
 
 __version__ = "0.1.0"
+
+__all__ = ["Audio", "BitstreamError", "ChecksumError", "EntropyCodingError", "Error", "Image", "MediaError",
+           "ModelFileError", "ModelMismatchError", "TruncatedError", "UnknownCodecError", "UnsupportedVersionError",
+           "decode", "encode", "info", "list_codecs"]

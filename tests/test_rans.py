@@ -196,9 +196,10 @@ class ReferenceEncoder:
 def reference_encode(symbols: Any, table_index: Any, tables: CdfTables, lanes: int) -> bytes:
     n = len(symbols)
     enc = ReferenceEncoder(tables.precision, lanes, n)
+    cdfs = tables.cdf.tolist()
     for i in reversed(range(n)):
         t = int(table_index[i])
-        cdf = [int(c) for c in tables.cdf[t]]
+        cdf = cdfs[t]
         size, offset = int(tables.sizes[t]), int(tables.offsets[t])
         u = int(symbols[i]) - offset
         if 0 <= u < size:

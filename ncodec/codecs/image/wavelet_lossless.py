@@ -9,6 +9,7 @@ One container chunk per plane, each one rANS stream. 8- and 16-bit, gray / RGB /
 from __future__ import annotations
 
 import struct
+import zlib
 from functools import lru_cache
 from typing import Any, BinaryIO
 
@@ -26,7 +27,11 @@ from ..base import Codec
 CHUNK_KIND = "IMGP"
 TILE = 16
 MAX_SIDE = 1 << 16
-_PLANE_HEAD = struct.Struct("<B")
+_PLANE_HEAD = struct.Struct("<BI")  # plane index, CRC32 of its samples
+
+
+def _plane_crc(plane: np.ndarray) -> int:
+    return zlib.crc32(np.ascontiguousarray(plane, dtype="<i8").tobytes())
 
 
 def rct_forward(rgb: np.ndarray) -> list[np.ndarray]:
@@ -160,7 +165,7 @@ class WaveletLosslessCodec(Codec):
         header = bitstream.Header(self.name, {"levels": self.levels, "tables": rc.bank_digest()}, meta)
         with bitstream.Writer(out, header) as w:
             for k, plane in enumerate(self._planes(image)):
-                w.write_chunk(CHUNK_KIND, _PLANE_HEAD.pack(k) + encode_plane(plane, self.levels))
+                w.write_chunk(CHUNK_KIND, _PLANE_HEAD.pack(k, _plane_crc(plane)) + encode_plane(plane, self.levels))
         if progress:
             progress.update(1)
 
@@ -176,9 +181,14 @@ class WaveletLosslessCodec(Codec):
         for chunk in reader:
             if chunk.kind != CHUNK_KIND:
                 continue
-            if len(chunk.payload) < 1 or chunk.payload[0] != len(planes):
+            if len(chunk.payload) < _PLANE_HEAD.size:
+                raise BitstreamError("corrupt wavelet-lossless stream: plane chunk shorter than its header")
+            index, crc = _PLANE_HEAD.unpack_from(chunk.payload)
+            if index != len(planes):
                 raise BitstreamError("corrupt wavelet-lossless stream: planes out of order")
-            planes.append(decode_plane(memoryview(chunk.payload)[1:], h, w, self.levels))
+            planes.append(decode_plane(memoryview(chunk.payload)[_PLANE_HEAD.size:], h, w, self.levels))
+            if _plane_crc(planes[-1]) != crc:
+                raise BitstreamError(f"corrupt wavelet-lossless stream: plane {index} fails its checksum")
         expected = 3 + (c == 4) if c >= 3 else c
         if len(planes) != expected:
             raise BitstreamError(f"stream holds {len(planes)} planes, the image needs {expected}")

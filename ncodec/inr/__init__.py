@@ -1,0 +1,1 @@
+"""Implicit neural representation codecs (SIREN / Fourier features, latent grids, NeRV) live in this package."""
