@@ -67,7 +67,9 @@ def random_symbols(rng: np.random.Generator, tables: CdfTables, n: int,
     size = tables.sizes[idx].astype(np.int64)
     inside = offs + (rng.random(n) * size).astype(np.int64)
     edge = offs + rng.integers(-3, 4, n) + np.where(rng.random(n) < 0.5, 0, size - 1)
-    far = rng.integers(INT32_MIN, INT32_MAX, n, endpoint=True)
+    # escapes of every bit length: log-uniform distances below or above the support
+    distance = np.floor(np.exp2(rng.uniform(0, 32, n))).astype(np.int64)
+    far = np.where(rng.random(n) < 0.5, offs - distance, offs + size - 1 + distance)
     extreme = np.where(rng.random(n) < 0.5, INT32_MIN, INT32_MAX)
     pick = rng.random(n)
     sym = np.where(pick < 1 - escape_rate, inside,
@@ -239,6 +241,31 @@ def test_reference_encoder_agrees_on_a_long_multi_lane_stream() -> None:
         assert rans.encode(sym, idx, tables, lanes) == reference_encode(sym, idx, tables, lanes)
 
 
+@pytest.mark.parametrize("nb", range(0, 34))
+def test_every_escape_length_matches_reference(nb: int) -> None:
+    """Both ends of each escape length (raw = 2**(nb-1) .. 2**nb - 1), below and above the support."""
+    size = 3
+    raws = {0} if nb == 0 else {1 << (nb - 1), (1 << (nb - 1)) + 1, (1 << nb) - 2, (1 << nb) - 1}
+    tested = 0
+    for offset in (-1, INT32_MIN, INT32_MAX - 2):
+        tables = CdfTables.from_pmf(np.array([[0.5, 0.3, 0.2]]), offsets=offset, escape_mass=0.05)
+        values = [offset + (-((raw - 1) // 2) - 1 if raw & 1 else raw // 2 + size) for raw in raws
+                  if raw.bit_length() == nb]
+        values = [v for v in values if INT32_MIN <= v <= INT32_MAX]
+        if not values:
+            continue
+        tested += len(values)
+        sym = np.array(values + [offset], dtype=np.int64)
+        for lanes in (1, 2):
+            data = rans.encode(sym, 0, tables, lanes)
+            assert data == reference_encode(sym, np.zeros(sym.size, np.int32), tables, lanes)
+            np.testing.assert_array_equal(rans.decode(data, 0, tables), sym)
+        escape_bits = 16 - math.log2(tables.frequencies()[0, size])
+        np.testing.assert_allclose(tables.code_lengths(sym, np.zeros(sym.size, np.int64))[:-1],
+                                   escape_bits + 6 + max(nb - 1, 0))
+    assert tested >= 2
+
+
 def _single_escape_stream(tables: CdfTables, raw: int, nb: int) -> bytes:
     enc = ReferenceEncoder(tables.precision, 1, 1)
     enc.escape(0, [int(c) for c in tables.cdf[0]], int(tables.sizes[0]), raw, nb)
@@ -289,7 +316,7 @@ def test_golden_stream_is_stable() -> None:
 
 
 # Pins table quantisation (exactmath + quantize_pmf) and the coder together.
-GOLDEN_STREAM_SHA256 = "a336a37ef8ed9a11ce80dfe3d227aa1ee51306e991d0a7e4feff3c23e09ba246"
+GOLDEN_STREAM_SHA256 = "5446488592337178c34d84e9af834839e8f666853c483c665336175e7e2bcaf5"
 
 
 # ================================================================== round trips
@@ -377,14 +404,17 @@ def test_scalar_table_index_means_one_table_for_all(scalar: Any) -> None:
         rans.decode(data, scalar, tables, count=sym.size + 1)
 
 
-@pytest.mark.xfail(strict=True, reason="rans.decode/Decoder.decode treat a 0-d array or tensor table_index as a "
-                                        "one-element array (np.isscalar is False for them), unlike rans.encode")
 @pytest.mark.parametrize("scalar", [np.array(2), torch.tensor(2)], ids=["numpy_0d", "torch_0d"])
 def test_zero_dim_table_index_decodes_like_a_scalar(scalar: Any) -> None:
+    """Regression: decode once took a 0-d array/tensor for a one-element index array."""
     tables = CdfTables.from_pmf(np.ones((3, 4)))
     sym = np.arange(10, dtype=np.int32) % 4
-    data = rans.encode(sym, scalar, tables)  # the encoder accepts it
+    data = rans.encode(sym, scalar, tables)
+    assert data == rans.encode(sym, 2, tables)
     np.testing.assert_array_equal(rans.decode(data, scalar, tables), sym)
+    dec = rans.Decoder(data, tables)
+    np.testing.assert_array_equal(dec.decode(scalar, count=10), sym)
+    dec.finish()
 
 
 def test_precision_16_table_with_65535_symbols() -> None:
@@ -470,6 +500,22 @@ def test_decoder_after_an_error_keeps_raising_bitstream_errors() -> None:
             dec.finish()
 
 
+def test_stream_length_splits_streams_laid_end_to_end() -> None:
+    first, _, _, tables = small_case(seed=1, lanes=2)
+    second, sym2, idx2, tables2 = small_case(seed=2, n=300, lanes=5)
+    empty = rans.encode(np.zeros(0, np.int32), 0, tables)
+    joined = bytearray(first + empty + second + b"tail")
+    assert rans.stream_length(joined) == len(first)
+    assert rans.stream_length(memoryview(joined), len(first)) == len(empty)
+    start = len(first) + len(empty)
+    end = start + rans.stream_length(bytes(joined), start)
+    assert end == len(joined) - 4
+    np.testing.assert_array_equal(rans.decode(bytes(joined[start:end]), idx2, tables2), sym2)
+    for cut in range(len(first)):
+        with pytest.raises(BitstreamError):
+            rans.stream_length(first[:cut])
+
+
 # ================================================================ corrupt input
 def decode_or_bitstream_error(data: bytes, idx: Any, tables: CdfTables) -> np.ndarray | None:
     """Decode; a `BitstreamError` is fine (None), any other exception fails the test."""
@@ -509,6 +555,26 @@ def test_single_byte_flips_never_escape_as_other_errors(mask: int) -> None:
         if pos < rans.HEADER_BYTES:
             assert out is None, f"header byte {pos} flipped but the stream still decoded"
     assert rejected > len(data) // 2  # states must end at 2**32, so most corruption is detected
+
+
+def test_every_bit_flip_is_detected_without_escapes_or_unit_frequencies() -> None:
+    """Lanes must end in state 2**32 with every word used, so corruption shows up at `finish`.
+
+    (Escaped values' bypass bits and frequency-1 symbols can absorb a flipped bit, which is why
+    the stream relies on its container's CRC; without them every single-bit flip is caught.)
+    """
+    rng = np.random.default_rng(21)
+    tables = CdfTables.from_pmf(rng.dirichlet(np.full(12, 2.0), 3) * 0.99, offsets=np.array([-5, 0, 9]))
+    assert tables.frequencies()[:, :13].min() >= 2
+    sym, idx = random_symbols(rng, tables, 150, escape_rate=0.0)
+    for lanes in (1, 3):
+        data = rans.encode(sym, idx, tables, lanes=lanes)
+        for pos in range(len(data)):
+            for bit in range(8):
+                bad = bytearray(data)
+                bad[pos] ^= 1 << bit
+                with pytest.raises(BitstreamError):
+                    rans.decode(bytes(bad), idx, tables)
 
 
 def test_lane_state_below_lower_bound_is_rejected() -> None:
@@ -606,13 +672,46 @@ def test_huge_announced_counts_fail_fast_without_big_allocation(lanes: int, n: i
     assert peak < 1 << 20
 
 
-@pytest.mark.xfail(strict=True, reason="rans.decode with a scalar table_index allocates np.full(header.n) before "
-                                        "any check, so a header announcing 2**62 symbols raises numpy's "
-                                        "ValueError/MemoryError (and 2**31 would allocate 16 GiB)")
-def test_huge_symbol_count_with_scalar_index_is_a_bitstream_error() -> None:
+@pytest.mark.parametrize("n", [2 ** 31, 2 ** 40, 2 ** 62])
+def test_huge_symbol_count_with_scalar_index_is_a_bitstream_error(n: int) -> None:
+    """Regression: with a scalar index, decode once allocated np.full(header.n) before any check."""
     data, _, _, tables = small_case()
-    with pytest.raises(BitstreamError):
-        rans.decode(with_header(data, n=2 ** 62), 0, tables)
+    tracemalloc.start()
+    try:
+        with pytest.raises(BitstreamError):
+            rans.decode(with_header(data, n=n), 0, tables)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20
+
+
+def test_small_hostile_stream_fails_before_allocating_its_announced_count() -> None:
+    tables = CdfTables.from_frequencies(np.array([[65535, 1]]))
+    lanes = 7  # 16 + 12 * 7 = 100 bytes, no payload: lane 0 runs dry at symbol 0
+    n = rans.max_symbols(100, 16) - 1
+    data = (b"NR" + struct.pack("<BBIQ", 1, 16, lanes, n) + struct.pack(f"<{lanes}Q", *[RANS_L] * lanes)
+            + bytes(4 * lanes))
+    tracemalloc.start()
+    try:
+        with pytest.raises(BitstreamError):
+            rans.decode(data, 0, tables)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 64 << 20
+
+
+@pytest.mark.parametrize("precision", [1, 4, 12, 16])
+def test_densest_valid_streams_pass_the_symbol_count_bound(precision: int) -> None:
+    """The most probable symbol possible (frequency 2**P - 1) at its most compact must still decode."""
+    tables = CdfTables.from_frequencies(np.array([[(1 << precision) - 1, 1]]), precision=precision)
+    n = (1 << 23) if precision == 16 else 1 << 16
+    for lanes in (1, 4):
+        data = rans.encode(np.zeros(n, np.int32), 0, tables, lanes=lanes)
+        assert n <= rans.max_symbols(len(data), precision)
+        out = rans.decode(data, 0, tables)
+        assert out.size == n and not out.any()
 
 
 # ===================================================== encoder input validation
@@ -659,18 +758,24 @@ def test_bad_encoder_inputs_raise_entropy_coding_error(name: str) -> None:
     _encode_bad(BAD_ENCODE_INPUTS[name])
 
 
-@pytest.mark.xfail(strict=True, reason="encode converts a scalar table_index with int() unchecked: 0.5 is "
-                                        "truncated to 0, 2**40 raises numpy's OverflowError")
-@pytest.mark.parametrize("scalar", [0.5, 1.75, 2 ** 40])
+@pytest.mark.parametrize("scalar", [0.5, 1.75, 2 ** 40, -(2 ** 40), "1", None, torch.tensor(0.5)])
 def test_bad_scalar_table_index_raises_entropy_coding_error(scalar: Any) -> None:
+    """Regression: a scalar index was once converted with int() (0.5 -> 0, 2**40 -> OverflowError)."""
     _encode_bad(lambda s, i: (s, scalar, {}))
 
 
-@pytest.mark.xfail(strict=True, reason="encode converts lanes with int() unchecked: 1.5 is truncated to 1, "
-                                        "2**64 raises OverflowError")
-@pytest.mark.parametrize("lanes", [1.5, 2 ** 64])
+@pytest.mark.parametrize("lanes", [1.5, 2 ** 64, "2", np.float64(2.5)])
 def test_bad_lane_count_type_raises_entropy_coding_error(lanes: Any) -> None:
+    """Regression: lanes was once converted with int() (1.5 -> 1, 2**64 -> OverflowError)."""
     _encode_bad(lambda s, i: (s, i, {"lanes": lanes}))
+
+
+@pytest.mark.parametrize("scalar", [1.0, np.int16(1), np.float32(1.0), torch.tensor(1)])
+def test_integral_scalar_table_index_and_lanes_are_accepted(scalar: Any) -> None:
+    tables = CdfTables.from_pmf(np.ones((2, 6)))
+    sym = np.arange(30) % 8 - 1
+    expected = rans.encode(sym, np.ones(30, np.int32), tables, lanes=1)
+    assert rans.encode(sym, scalar, tables, lanes=scalar) == expected
 
 
 def test_integral_floats_are_accepted_as_integers() -> None:
@@ -680,10 +785,21 @@ def test_integral_floats_are_accepted_as_integers() -> None:
     assert rans.encode(sym.astype(np.float32), idx.astype(np.float64), tables) == rans.encode(sym, idx, tables)
 
 
-def test_tables_with_a_zero_frequency_are_refused_by_the_coder() -> None:
-    tables = CdfTables(np.array([[0, 0, 1 << 16]]), np.array([1]), np.array([0]))
-    with pytest.raises(EntropyCodingError):
-        rans.encode(np.zeros(3, np.int32), 0, tables)
+@pytest.mark.parametrize("cdf", [[0, 0, 1 << 16, 1 << 16], [0, 1 << 16, 1 << 16, 1 << 16],
+                                 [0, 70000, 1 << 16, 1 << 16], [0, 5, 3, 1 << 16], [1, 5, 9, 1 << 16],
+                                 [0, 5, 9, 1 << 15]])
+def test_native_coder_validates_tables_itself(cdf: list[int]) -> None:
+    """`_rans` must not trust its caller: a zero/negative frequency or a bad end point is a ValueError."""
+    from ncodec.entropy import _rans
+
+    arr = np.array(cdf, np.int32)
+    sizes, offsets = np.array([2], np.int32), np.array([0], np.int32)
+    with pytest.raises(ValueError):
+        _rans.encode(np.zeros(3, np.int32), np.zeros(3, np.int32), arr, sizes, offsets, 4, 16, 1)
+    good = CdfTables.from_frequencies(np.array([[5, 4, (1 << 16) - 9]]))
+    data = rans.encode(np.zeros(3, np.int32), 0, good)
+    with pytest.raises(ValueError):
+        _rans.Decoder(data, arr, sizes, offsets, 4)
 
 
 # ========================================================= compression quality

@@ -59,6 +59,16 @@ def quantize_pmf(pmf: np.ndarray, precision: int = DEFAULT_PRECISION) -> np.ndar
     return freq.astype(np.int64)
 
 
+def _int32(values: np.ndarray, what: str) -> np.ndarray:
+    """A C-contiguous int32 array of integer values, refusing values that int32 cannot hold."""
+    arr = np.asarray(values)
+    if arr.dtype.kind not in "iub":
+        raise EntropyCodingError(f"{what} must be an integer array, got {arr.dtype}")
+    if arr.size and (arr.min() < np.iinfo(np.int32).min or arr.max() > np.iinfo(np.int32).max):
+        raise EntropyCodingError(f"{what} has values outside the int32 range")
+    return np.ascontiguousarray(arr, dtype=np.int32)
+
+
 @dataclass(frozen=True, eq=False)
 class CdfTables:
     """T integer CDF tables padded to a common stride, ready for the rANS coder.
@@ -74,9 +84,9 @@ class CdfTables:
     precision: int = DEFAULT_PRECISION
 
     def __post_init__(self) -> None:
-        cdf = np.ascontiguousarray(self.cdf, dtype=np.int32)
-        sizes = np.ascontiguousarray(self.sizes, dtype=np.int32).reshape(-1)
-        offsets = np.ascontiguousarray(self.offsets, dtype=np.int32).reshape(-1)
+        cdf = _int32(self.cdf, "cdf")
+        sizes = _int32(self.sizes, "sizes").reshape(-1)
+        offsets = _int32(self.offsets, "offsets").reshape(-1)
         if cdf.ndim != 2 or cdf.shape[0] != sizes.size or offsets.size != sizes.size or sizes.size == 0:
             raise EntropyCodingError("CdfTables needs cdf [T, stride], sizes [T] and offsets [T] with T >= 1")
         if not 1 <= self.precision <= 16:
@@ -86,6 +96,9 @@ class CdfTables:
         rows = np.arange(sizes.size)
         if np.any(cdf[:, 0] != 0) or np.any(cdf[rows, sizes + 1] != (1 << self.precision)):
             raise EntropyCodingError(f"every CDF must run from 0 to 2**{self.precision}")
+        steps = np.diff(cdf.astype(np.int64), axis=1)
+        if np.any((steps < 1) & (np.arange(steps.shape[1])[None, :] <= sizes[:, None])):
+            raise EntropyCodingError("every symbol and the escape need a frequency >= 1 (the CDF must increase)")
         object.__setattr__(self, "cdf", cdf)
         object.__setattr__(self, "sizes", sizes)
         object.__setattr__(self, "offsets", offsets)
@@ -102,6 +115,8 @@ class CdfTables:
         freq = np.array(freq, dtype=np.int64, ndmin=2)
         t, k = freq.shape
         sizes = np.full(t, k - 1) if sizes is None else np.asarray(sizes, dtype=np.int64).reshape(-1)
+        if sizes.size != t or np.any(sizes < 1) or np.any(sizes > k - 1):
+            raise EntropyCodingError(f"sizes must give 1..{k - 1} in-support symbols for each of {t} tables")
         cols = np.arange(k)[None, :]
         freq = np.where(cols <= sizes[:, None], freq, 0)
         cdf = np.zeros((t, k + 1), dtype=np.int64)

@@ -42,6 +42,8 @@ GPU encoders use many more lanes for parallelism.
 """
 from __future__ import annotations
 
+import math
+import operator
 import struct
 from dataclasses import dataclass
 from typing import Any
@@ -57,6 +59,7 @@ HEADER_BYTES: int = _rans.HEADER_BYTES
 LANE_BYTES: int = _rans.LANE_BYTES
 MAX_LANES: int = _rans.MAX_LANES
 SYMBOLS_PER_LANE = 1 << 16
+_DECODE_SLICE = 1 << 20
 
 
 def default_lanes(n: int) -> int:
@@ -81,9 +84,28 @@ def as_int32(values: Any, what: str) -> np.ndarray:
     return np.ascontiguousarray(arr.reshape(-1))
 
 
+def _is_scalar(x: Any) -> bool:
+    return np.isscalar(x) or (hasattr(x, "ndim") and x.ndim == 0)
+
+
+def _checked_int(value: Any, what: str, lo: int, hi: int) -> int:
+    """An exact integer in [lo, hi] from a Python/numpy/torch scalar, else EntropyCodingError."""
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    try:
+        v = operator.index(value)
+    except TypeError:
+        raise EntropyCodingError(f"{what} must be an integer, got {value!r}") from None
+    if not lo <= v <= hi:
+        raise EntropyCodingError(f"{what} must be in {lo}..{hi}, got {v}")
+    return v
+
+
 def _index_array(table_index: Any, n: int) -> np.ndarray:
-    if np.isscalar(table_index) or (hasattr(table_index, "ndim") and table_index.ndim == 0):
-        return np.full(n, int(table_index), dtype=np.int32)
+    if _is_scalar(table_index):
+        return np.full(n, _checked_int(table_index, "table_index", 0, np.iinfo(np.int32).max), dtype=np.int32)
     idx = as_int32(table_index, "table_index")
     if idx.size != n:
         raise EntropyCodingError(f"table_index has {idx.size} entries for {n} symbols")
@@ -94,7 +116,7 @@ def encode(symbols: Any, table_index: Any, tables: CdfTables, lanes: int | None 
     """Code ``symbols[i]`` with ``tables`` row ``table_index[i]`` (a scalar means one table for all)."""
     sym = as_int32(symbols, "symbols")
     idx = _index_array(table_index, sym.size)
-    lanes = default_lanes(sym.size) if lanes is None else int(lanes)
+    lanes = default_lanes(sym.size) if lanes is None else _checked_int(lanes, "lanes", 1, MAX_LANES)
     try:
         return _rans.encode(sym, idx, tables.cdf, tables.sizes, tables.offsets,
                             tables.stride, tables.precision, lanes)
@@ -165,8 +187,13 @@ class Decoder:
 
     def decode(self, table_index: Any, count: int | None = None) -> np.ndarray:
         """The next symbols, one per entry of ``table_index`` (or ``count`` with a scalar index)."""
-        if count is not None and np.isscalar(table_index):
-            idx = np.full(int(count), int(table_index), dtype=np.int32)
+        if _is_scalar(table_index):
+            if count is None:
+                raise EntropyCodingError("a scalar table_index needs a count")
+            count = _checked_int(count, "count", 0, np.iinfo(np.int64).max)
+            if count > self.remaining:
+                raise BitstreamError(f"asked for {count} symbols, the stream has {self.remaining} left")
+            idx = np.full(int(count), _checked_int(table_index, "table_index", 0, np.iinfo(np.int32).max), np.int32)
         else:
             idx = as_int32(table_index, "table_index")
         if idx.size > self.remaining:
@@ -186,6 +213,19 @@ class Decoder:
             raise BitstreamError(str(e)) from None
 
 
+def max_symbols(nbytes: int, precision: int) -> int:
+    """Most symbols a valid stream of ``nbytes`` can hold.
+
+    Each decoding step shrinks a lane's state by at least ``x >> precision`` (a symbol's
+    frequency is at most ``2**precision - 1``), i.e. by the factor ``1 - 2**-precision``
+    (plus ``2**-32`` of rounding), and states only grow by the 32-bit words the stream holds;
+    so a header announcing more symbols than this is corrupt. This bounds what a decoder
+    allocates for a stream it was not told the length of.
+    """
+    min_bits = -math.log2(1.0 - 2.0 ** -precision + 2.0 ** -32)
+    return int(8 * nbytes / min_bits) + 1
+
+
 def decode(data: bytes | bytearray | memoryview, table_index: Any, tables: CdfTables,
            count: int | None = None) -> np.ndarray:
     """Decode a whole stream; ``table_index`` as given to `encode` (``count`` with a scalar index)."""
@@ -193,9 +233,12 @@ def decode(data: bytes | bytearray | memoryview, table_index: Any, tables: CdfTa
     n = dec.header.n
     if count is not None and count != n:
         raise BitstreamError(f"stream holds {n} symbols, {count} were expected")
-    if np.isscalar(table_index) or (hasattr(table_index, "ndim") and table_index.ndim == 0):
-        idx: Any = table_index
-        out = dec.decode(idx, n)
+    if _is_scalar(table_index):
+        if n > max_symbols(len(data), dec.header.precision):
+            raise BitstreamError(f"corrupt rANS stream: {len(data)} bytes cannot hold the {n} symbols it announces")
+        # in slices, so a corrupt stream fails before its announced length is allocated
+        parts = [dec.decode(table_index, min(_DECODE_SLICE, dec.remaining)) for _ in range(-(-n // _DECODE_SLICE))]
+        out = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32)
     else:
         idx = as_int32(table_index, "table_index")
         if idx.size != n:

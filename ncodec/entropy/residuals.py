@@ -20,8 +20,9 @@ from .rans import Decoder
 
 MAX_SHIFT = 24          # k in 0..24: residuals up to about 2**30
 SHIFT_BITS = 5
-MEAN_STEPS = 49         # table means 2**(-6 + a/4), a = 0..48
-MEAN_BITS = 6
+MIN_MEAN_LOG2 = -12     # quietest table: mean 2**-12 (digital silence costs ~1e-4 bit/sample)
+MEAN_STEPS = 73         # table means 2**(-12 + a/4), a = 0..72, up to 64
+MEAN_BITS = 7
 ORDER_BITS = 4          # partition order 0..15
 UNIFORM_MAX_BITS = 12   # raw fields wider than this are split
 _VARIANTS = 4           # bin width 1, 2, 4, >= 8 (k = 0, 1, 2, >= 3)
@@ -30,7 +31,7 @@ _MAX_SUPPORT = 1 << 13
 
 
 def _table_mean(a: np.ndarray | int) -> np.ndarray:
-    return np.ldexp(1.0, -6) * np.power(2.0, np.asarray(a) / 4.0)
+    return np.ldexp(1.0, MIN_MEAN_LOG2) * np.power(2.0, np.asarray(a) / 4.0)
 
 
 def _geometric_pmf(variant: int, mean: float) -> tuple[np.ndarray, int]:
@@ -58,7 +59,7 @@ def _geometric_pmf(variant: int, mean: float) -> tuple[np.ndarray, int]:
 
 @lru_cache(maxsize=1)
 def table_bank() -> CdfTables:
-    """The fixed tables: 4 x 49 geometric tables, then uniform tables of 1..12 bits."""
+    """The fixed tables: 4 x 73 geometric tables, then uniform tables of 1..12 bits."""
     pmfs, offsets = [], []
     for variant in range(_VARIANTS):
         for a in range(MEAN_STEPS):
@@ -85,6 +86,12 @@ def bank_digest() -> str:
     return table_bank().digest()[:16]
 
 
+def check_bank(digest: object) -> None:
+    """Refuse streams whose recorded table-bank digest is not this build's (a changed bank decodes garbage)."""
+    if digest != bank_digest():
+        raise BitstreamError("this stream was made with other residual tables (a different ncodec version)")
+
+
 def uniform_index(bits: np.ndarray | int) -> np.ndarray:
     """Table index of the uniform table for ``bits`` (1..12) raw bits."""
     return _UNIFORM_BASE + np.asarray(bits) - 1
@@ -99,6 +106,8 @@ def geometric_index(shift: np.ndarray, mean_index: np.ndarray) -> np.ndarray:
 def raw_symbols(values: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
     """Unsigned ``bits``-wide fields as uniform symbols (split into <= 12-bit pieces)."""
     values = np.asarray(values, dtype=np.int64).reshape(-1)
+    if values.size and (values.min() < 0 or (bits < 63 and values.max() >= 1 << bits)):
+        raise ValueError(f"raw fields must be in 0..2**{bits} - 1")
     syms, idxs = [], []
     for low in range(0, bits, UNIFORM_MAX_BITS):
         width = min(UNIFORM_MAX_BITS, bits - low)
@@ -155,9 +164,9 @@ def partition_bounds(n: int, order: int) -> np.ndarray:
     return (np.arange(parts + 1, dtype=np.int64) * n) // parts
 
 
-def _entropy_geometric(alpha: np.ndarray) -> np.ndarray:
-    one = 1.0 - alpha
-    return (-(one * np.log2(one)) - alpha * np.log2(np.maximum(alpha, 1e-300))) / one
+def _geometric_cross_entropy(alpha: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    """Bits per value of data with mean ``mean`` under the geometric law P(m) = (1 - alpha) alpha**m."""
+    return -np.log2(1.0 - alpha) - mean * np.log2(alpha)
 
 
 _TARGET_MEAN = 32.0     # largest quotient mean the shift leaves (the bank reaches 64)
@@ -174,13 +183,17 @@ def _fit(sums: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, 
     k = np.where(mu <= _TARGET_MEAN, 0,
                  np.ceil(np.log2(np.maximum(mu, 1.0) / (_TARGET_MEAN + 0.5)))).astype(np.int64)
     k = np.clip(k, 0, MAX_SHIFT)
-    mean0 = np.maximum(mu, 1e-6)
+    quietest = float(_table_mean(0))
+    # k = 0: discrete Laplace on r, P(r) ~ theta**|r|; the table's mean is clamped to the bank
+    mean0 = np.maximum(mu, quietest)
     theta = (np.sqrt(1.0 + mean0 ** 2) - 1.0) / mean0
-    h0 = -np.log2((1.0 - theta) / (1.0 + theta)) - mean0 * np.log2(np.maximum(theta, 1e-300))
-    mbar = np.maximum(mu / np.ldexp(1.0, k) - 0.5, 1e-6)
-    h = np.where(k == 0, h0, 1.0 + _entropy_geometric(mbar / (1.0 + mbar)) + k)
-    target = np.where(k == 0, mean0, mbar)
-    a = np.clip(np.rint(4.0 * (np.log2(target) + 6.0)), 0, MEAN_STEPS - 1).astype(np.int64)
+    h0 = -np.log2((1.0 - theta) / (1.0 + theta)) - mu * np.log2(theta)
+    # k >= 1: geometric m(q) with ~1 bit of sign, plus k uniform low bits
+    mbar = np.maximum(mu / np.ldexp(1.0, k) - 0.5, 0.0)
+    alpha_mean = np.maximum(mbar, quietest)
+    h = np.where(k == 0, h0, 1.0 + _geometric_cross_entropy(alpha_mean / (1.0 + alpha_mean), mbar) + k)
+    target = np.where(k == 0, mean0, alpha_mean)
+    a = np.clip(np.rint(4.0 * (np.log2(target) - MIN_MEAN_LOG2)), 0, MEAN_STEPS - 1).astype(np.int64)
     return k, a, counts * h
 
 

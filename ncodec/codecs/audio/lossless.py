@@ -181,8 +181,7 @@ class LosslessAudioCodec(Codec):
             codec = cls(int(cfg["block"]), int(cfg["blocks_per_chunk"]), int(cfg["max_order"]))
         except (KeyError, TypeError, ValueError, MediaError):
             raise BitstreamError("corrupt audio-lossless header: bad block configuration") from None
-        if cfg.get("tables") != rc.bank_digest():
-            raise BitstreamError("this stream was made with other residual tables (a different ncodec version)")
+        rc.check_bank(cfg.get("tables"))
         return codec
 
     # ------------------------------------------------------------------ encode

@@ -143,8 +143,7 @@ class WaveletLosslessCodec(Codec):
             codec = cls(int(header.config["levels"]))
         except (KeyError, TypeError, ValueError, MediaError):
             raise BitstreamError("corrupt wavelet-lossless header: bad configuration") from None
-        if header.config.get("tables") != rc.bank_digest():
-            raise BitstreamError("this stream was made with other residual tables (a different ncodec version)")
+        rc.check_bank(header.config.get("tables"))
         return codec
 
     def _planes(self, image: Image) -> list[np.ndarray]:
