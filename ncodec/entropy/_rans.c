@@ -129,6 +129,63 @@ get_le32(const uint8_t *p)
     return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
 }
 
+enum { ENC_OK = 0, ENC_BAD_INDEX, ENC_OVER_BUDGET };
+
+/*
+ * Encode backwards; symbol i belongs to lane i % L. Lane j's words are written downwards
+ * from words + lane_end[j]; its region holds one word per symbol plus 4 per escape in
+ * `esc_left[j]` escapes. Returns ENC_OVER_BUDGET when a lane meets more escapes than that.
+ */
+static int
+encode_lanes(const tables_t *t, const int32_t *S, const int32_t *I, Py_ssize_t n, uint32_t L,
+             uint64_t *state, uint32_t **ptr, int64_t *esc_left, Py_ssize_t *bad_at)
+{
+    const int P = t->precision;
+    uint32_t j = n > 0 ? (uint32_t)((n - 1) % L) : 0;
+    for (Py_ssize_t i = n - 1; i >= 0; --i) {
+        const int32_t k = I[i];
+        if ((uint64_t)(uint32_t)k >= (uint64_t)t->ntables) { *bad_at = i; return ENC_BAD_INDEX; }
+        const int32_t *c = t->cdf + (Py_ssize_t)k * t->stride;
+        const int64_t size = t->sizes[k];
+        const int64_t v = (int64_t)S[i] - t->offsets[k];
+        uint64_t x = state[j];
+        if (v >= 0 && v < size) {
+            x = enc_put(x, &ptr[j], (uint32_t)c[v], (uint32_t)(c[v + 1] - c[v]), P);
+        } else {
+            if (--esc_left[j] < 0) return ENC_OVER_BUDGET;
+            const uint64_t raw = escape_raw(v, size);
+            const int nb = bit_length(raw);
+            /* raw's bits below its top bit, as 16-bit chunks from low to high in decode order */
+            for (int pos = ((nb - 2) / 16) * 16; nb > 1 && pos >= 0; pos -= 16) {
+                const int width = nb - 1 - pos > 16 ? 16 : nb - 1 - pos;
+                x = enc_bits(x, &ptr[j], (uint32_t)(raw >> pos) & ((1u << width) - 1), width);
+            }
+            x = enc_bits(x, &ptr[j], (uint32_t)nb, ESC_LEN_BITS);
+            x = enc_put(x, &ptr[j], (uint32_t)c[size], (uint32_t)(c[size + 1] - c[size]), P);
+        }
+        state[j] = x;
+        j = j ? j - 1 : L - 1;
+    }
+    return ENC_OK;
+}
+
+/* Lay out lane regions for `escapes[j]` escapes per lane; returns the word buffer. */
+static uint32_t *
+alloc_lanes(Py_ssize_t n, uint32_t L, const int64_t *escapes, int64_t *lane_end, int64_t *esc_left,
+            uint64_t *state, uint32_t **ptr)
+{
+    int64_t total = 0;
+    for (uint32_t j = 0; j < L; ++j) {
+        total += n / L + ((Py_ssize_t)j < n % L) + 4 * escapes[j];
+        lane_end[j] = total;
+        esc_left[j] = escapes[j];
+    }
+    uint32_t *words = (uint32_t *)malloc((size_t)(total > 0 ? total : 1) * sizeof(uint32_t));
+    if (words)
+        for (uint32_t j = 0; j < L; ++j) { state[j] = RANS_L; ptr[j] = words + lane_end[j]; }
+    return words;
+}
+
 static PyObject *
 rans_encode(PyObject *self, PyObject *args)
 {
@@ -138,7 +195,7 @@ rans_encode(PyObject *self, PyObject *args)
     PyObject *result = NULL;
     uint64_t *state = NULL;
     uint32_t **ptr = NULL, *words = NULL;
-    int64_t *lane_end = NULL;
+    int64_t *lane_end = NULL, *esc_left = NULL, *escapes = NULL;
 
     if (!PyArg_ParseTuple(args, "y*y*y*y*y*nin", &sym, &idx, &cdf, &sizes, &offs, &stride, &precision, &lanes_arg))
         return NULL;
@@ -163,60 +220,43 @@ rans_encode(PyObject *self, PyObject *args)
     }
     const uint32_t L = (uint32_t)lanes_arg;
     const int32_t *S = (const int32_t *)sym.buf, *I = (const int32_t *)idx.buf;
-
-    /* Pass 1: validate table indexes and bound each lane's words (1 per symbol, +4 per escape). */
-    lane_end = (int64_t *)calloc(L, sizeof(int64_t));
+    lane_end = (int64_t *)malloc(L * sizeof(int64_t));
+    esc_left = (int64_t *)malloc(L * sizeof(int64_t));
+    escapes = (int64_t *)calloc(L, sizeof(int64_t));
     state = (uint64_t *)malloc(L * sizeof(uint64_t));
     ptr = (uint32_t **)malloc(L * sizeof(uint32_t *));
-    if (!lane_end || !state || !ptr) { PyErr_NoMemory(); goto done; }
-    {
+    if (!lane_end || !esc_left || !escapes || !state || !ptr) { PyErr_NoMemory(); goto done; }
+
+    /* First try: room for one escape in 32 symbols per lane (escapes are rare tails). */
+    for (uint32_t j = 0; j < L; ++j) escapes[j] = (n / L) / 32 + 2;
+    if (!(words = alloc_lanes(n, L, escapes, lane_end, esc_left, state, ptr))) { PyErr_NoMemory(); goto done; }
+    int status;
+    Py_ssize_t bad_at = -1;
+    Py_BEGIN_ALLOW_THREADS
+    status = encode_lanes(&t, S, I, n, L, state, ptr, esc_left, &bad_at);
+    Py_END_ALLOW_THREADS
+    if (status == ENC_OVER_BUDGET) {
+        /* Many escapes: count them exactly, then encode again. */
+        free(words);
+        memset(escapes, 0, L * sizeof(int64_t));
         uint32_t j = 0;
         for (Py_ssize_t i = 0; i < n; ++i) {
             const int32_t k = I[i];
-            if (k < 0 || k >= t.ntables) {
-                PyErr_Format(PyExc_ValueError, "table_index[%zd] = %d is outside 0..%zd", i, k, t.ntables - 1);
-                goto done;
+            if ((uint64_t)(uint32_t)k < (uint64_t)t.ntables) {
+                const int64_t v = (int64_t)S[i] - t.offsets[k];
+                escapes[j] += !(v >= 0 && v < t.sizes[k]);
             }
-            const int64_t v = (int64_t)S[i] - t.offsets[k];
-            lane_end[j] += (v >= 0 && v < t.sizes[k]) ? 1 : 5;
             j = (j + 1 == L) ? 0 : j + 1;
         }
+        if (!(words = alloc_lanes(n, L, escapes, lane_end, esc_left, state, ptr))) { PyErr_NoMemory(); goto done; }
+        Py_BEGIN_ALLOW_THREADS
+        status = encode_lanes(&t, S, I, n, L, state, ptr, esc_left, &bad_at);
+        Py_END_ALLOW_THREADS
     }
-    int64_t total_bound = 0;
-    for (uint32_t j = 0; j < L; ++j) { total_bound += lane_end[j]; lane_end[j] = total_bound; }
-    words = (uint32_t *)malloc((size_t)(total_bound > 0 ? total_bound : 1) * sizeof(uint32_t));
-    if (!words) { PyErr_NoMemory(); goto done; }
-    for (uint32_t j = 0; j < L; ++j) { state[j] = RANS_L; ptr[j] = words + lane_end[j]; }
-
-    /* Pass 2: encode backwards; symbol i belongs to lane i % L. */
-    Py_BEGIN_ALLOW_THREADS
-    {
-        const int P = precision;
-        uint32_t j = n > 0 ? (uint32_t)((n - 1) % L) : 0;
-        for (Py_ssize_t i = n - 1; i >= 0; --i) {
-            const int32_t k = I[i];
-            const int32_t *c = t.cdf + (Py_ssize_t)k * stride;
-            const int64_t size = t.sizes[k];
-            const int64_t v = (int64_t)S[i] - t.offsets[k];
-            uint64_t x = state[j];
-            if (v >= 0 && v < size) {
-                x = enc_put(x, &ptr[j], (uint32_t)c[v], (uint32_t)(c[v + 1] - c[v]), P);
-            } else {
-                const uint64_t raw = escape_raw(v, size);
-                const int nb = bit_length(raw);
-                /* raw's bits below its top bit, as 16-bit chunks from low to high in decode order */
-                for (int pos = ((nb - 2) / 16) * 16; nb > 1 && pos >= 0; pos -= 16) {
-                    const int width = nb - 1 - pos > 16 ? 16 : nb - 1 - pos;
-                    x = enc_bits(x, &ptr[j], (uint32_t)(raw >> pos) & ((1u << width) - 1), width);
-                }
-                x = enc_bits(x, &ptr[j], (uint32_t)nb, ESC_LEN_BITS);
-                x = enc_put(x, &ptr[j], (uint32_t)c[size], (uint32_t)(c[size + 1] - c[size]), P);
-            }
-            state[j] = x;
-            j = j ? j - 1 : L - 1;
-        }
+    if (status == ENC_BAD_INDEX) {
+        PyErr_Format(PyExc_ValueError, "table_index[%zd] = %d is outside 0..%zd", bad_at, I[bad_at], t.ntables - 1);
+        goto done;
     }
-    Py_END_ALLOW_THREADS
 
     /* Layout: header, states[L], counts[L], then each lane's words in decode order. */
     {
@@ -241,7 +281,7 @@ rans_encode(PyObject *self, PyObject *args)
     }
 
 done:
-    free(state); free(ptr); free(words); free(lane_end);
+    free(state); free(ptr); free(words); free(lane_end); free(esc_left); free(escapes);
     PyBuffer_Release(&sym); PyBuffer_Release(&idx); PyBuffer_Release(&cdf);
     PyBuffer_Release(&sizes); PyBuffer_Release(&offs);
     return result;
