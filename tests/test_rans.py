@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import math
 import struct
-import time
 import tracemalloc
 from typing import Any, Callable
 
@@ -656,7 +655,6 @@ def test_huge_announced_counts_fail_fast_without_big_allocation(lanes: int, n: i
     data, sym, idx, tables = small_case()
     bad = with_header(data, lanes=lanes, n=n)
     tracemalloc.start()
-    t0 = time.perf_counter()
     try:
         with pytest.raises(BitstreamError):
             rans.decode(bad, idx, tables)           # index length disagrees with the header
@@ -668,7 +666,6 @@ def test_huge_announced_counts_fail_fast_without_big_allocation(lanes: int, n: i
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert time.perf_counter() - t0 < 1.0
     assert peak < 1 << 20
 
 
