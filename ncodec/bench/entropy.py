@@ -97,8 +97,9 @@ def gauss_case(n: int, seed: int = 0) -> Case:
 
 def factorized_case(n: int, channels: int = 192, seed: int = 1) -> Case:
     rng = np.random.default_rng(seed)
+    name = "factorized_n%s" % _short(n)
     per = n // channels
-    n = per * channels
+    n = per * channels  # whole channels: a few symbols short of the requested n
     scales = np.exp(np.linspace(math.log(0.3), math.log(24.0), channels))
     rng.shuffle(scales)
     medians = 128 + rng.integers(-8, 9, channels)
@@ -133,7 +134,7 @@ def factorized_case(n: int, channels: int = 192, seed: int = 1) -> Case:
 
         return {"enc": enc, "dec": dec}
 
-    return Case("factorized_n%s" % _short(n if n % (1 << 20) else n), sym, idx, pmfs,
+    return Case(name, sym, idx, pmfs,
                 _truncated_tables(pmfs, lo, hi), constriction_coder)
 
 
