@@ -100,11 +100,15 @@ def _analyse(x: np.ndarray, max_order: int) -> tuple[list[np.ndarray], np.ndarra
     return lpc.levinson(lpc.autocorrelation(xw, order), order)
 
 
-def _code_signal(x: np.ndarray, history: np.ndarray, max_order: int, candidates: int = 3) -> _SignalPlan:
-    """Pick wasted bits, predictor order and precision for one signal by actual coded size."""
+def _code_signal(x: np.ndarray, history: np.ndarray, max_order: int, candidates: int = 3,
+                 analysis: tuple[list[np.ndarray], np.ndarray] | None = None) -> _SignalPlan:
+    """Pick wasted bits, predictor order and precision for one signal by actual coded size.
+
+    ``analysis`` is `_analyse` of ``x >> wasted`` when the caller already has it.
+    """
     wasted = _wasted_bits(x)
     s, h = x >> wasted, history >> wasted
-    coefs_by_order, errors = _analyse(s, max_order)
+    coefs_by_order, errors = analysis or _analyse(s, max_order)
     est = _estimate_bits(errors, s.size, _PRECISIONS[-1])
     orders = [int(p) for p in np.argsort(est, kind="stable")[:candidates]]
     if 0 not in orders:
@@ -231,12 +235,11 @@ class LosslessAudioCodec(Codec):
     def _choose_stereo(self, blk: np.ndarray, hist: np.ndarray) -> tuple[str, list[_SignalPlan]]:
         """Pick the stereo mode from quick estimates, then code its two signals."""
         sig, his = _stereo_signals(blk), _stereo_signals(hist)
-        est = {}
-        for name, s in sig.items():
-            _, errors = _analyse(s >> _wasted_bits(s), self.max_order)
-            est[name] = float(np.min(_estimate_bits(errors, s.size, _PRECISIONS[-1])))
+        analyses = {name: _analyse(s >> _wasted_bits(s), self.max_order) for name, s in sig.items()}
+        est = {name: float(np.min(_estimate_bits(errors, sig[name].size, _PRECISIONS[-1])))
+               for name, (_, errors) in analyses.items()}
         mode = min(_MODES, key=lambda m: sum(est[n] for n in _pair(m)))
-        return mode, [_code_signal(sig[n], his[n], self.max_order) for n in _pair(mode)]
+        return mode, [_code_signal(sig[n], his[n], self.max_order, analysis=analyses[n]) for n in _pair(mode)]
 
     # ------------------------------------------------------------------ decode
     def decode(self, reader: bitstream.Reader, progress: Progress | None = None) -> Audio:

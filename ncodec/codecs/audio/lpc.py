@@ -74,9 +74,9 @@ def quantize(coefs: np.ndarray, precision: int) -> tuple[np.ndarray, int]:
     q = np.empty(coefs.size, dtype=np.int32)
     carry = 0.0
     scale = float(1 << shift)
-    for j, c in enumerate(coefs):
+    for j, c in enumerate(coefs.tolist()):
         carry += c * scale
-        v = int(np.clip(np.rint(carry), -lim - 1, lim))
+        v = min(max(round(carry), -lim - 1), lim)
         q[j] = v
         carry -= v
     return q, shift
