@@ -53,10 +53,12 @@ def to_media(x: Any) -> Image | Audio:
 def _tensor_to_image(t: Any) -> Image:
     if t.ndim not in (2, 3):
         raise MediaError(f"an image tensor must be CxHxW or HxW, got shape {tuple(t.shape)}")
+    import torch
+
     arr = t.detach().cpu()
     dtype = str(arr.dtype).replace("torch.", "")
     if arr.is_floating_point():
-        arr = (arr.clamp(0, 1) * 255).round().to(dtype=__import__("torch").uint8)
+        arr = (arr.clamp(0, 1) * 255).round().to(dtype=torch.uint8)
     a = arr.numpy()
     if a.dtype not in (np.uint8,):
         raise MediaError(f"image tensors must be uint8 or float in [0, 1], got {dtype}")

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from . import api, bitstream
-from .errors import Error, MediaError
+from .errors import Error
 from .io import atomic_output, audio_format_for, detect_media, write_audio, write_image
 from .media import Audio, Image
 from .progress import Progress

@@ -17,7 +17,7 @@ def register(*, default_for: str | None = None) -> Callable[[C], C]:
     """Class decorator adding a codec under its ``name`` (and as the default for a media kind)."""
 
     def add(cls: C) -> C:
-        name = getattr(cls, "name")
+        name = cls.name
         if name in _CODECS and _CODECS[name] is not cls:
             raise ValueError(f"codec name {name!r} is registered twice")
         _CODECS[name] = cls

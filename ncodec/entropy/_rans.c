@@ -1,9 +1,8 @@
 /*
  * Native lane-interleaved rANS coder for ncodec.
  *
- * The stream format is specified in docs/rans-format.md and in the docstring
- * of ncodec/entropy/rans.py; this file is the reference CPU implementation of
- * that contract. Everything read from a stream is bounds-checked: a corrupt
+ * The stream format is specified in the docstring of ncodec/entropy/rans.py;
+ * this file is the reference CPU implementation of that contract. Everything read from a stream is bounds-checked: a corrupt
  * or hostile stream makes a call raise ValueError, never read or write out of
  * bounds, and never allocate more than the stream's own size justifies.
  */

@@ -12,7 +12,6 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..errors import EntropyCodingError
 from .cdf import DEFAULT_PRECISION, CdfTables
 from .model import TableEntropyModel, symbols_to_numpy
 
