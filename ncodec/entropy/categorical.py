@@ -33,9 +33,12 @@ class CategoricalModel(TableEntropyModel):
             self.register_buffer("counts", torch.zeros(num_codebooks, codebook_size, dtype=torch.int64))
 
     def _check(self, indices: Tensor, min_ndim: int = 2) -> None:
-        """Raise unless ``indices`` is ``[..., K, T]`` (with at least ``min_ndim`` dims)."""
-        if indices.ndim < min_ndim or indices.shape[-2] != self.num_codebooks:
-            raise ValueError(f"indices must be shaped [..., {self.num_codebooks}, T] with at least {min_ndim} "
+        """Raise unless ``indices`` is ``[..., k, T]`` with 1 <= k <= K (at least ``min_ndim`` dims).
+
+        k < K codes the first k codebooks (the coarse levels of a residual quantizer).
+        """
+        if indices.ndim < min_ndim or not 1 <= indices.shape[-2] <= self.num_codebooks:
+            raise ValueError(f"indices must be shaped [..., k <= {self.num_codebooks}, T] with at least {min_ndim} "
                              f"dims, got {tuple(indices.shape)}")
 
     def observe(self, indices: Tensor) -> None:
@@ -43,10 +46,11 @@ class CategoricalModel(TableEntropyModel):
         if self.learned:
             raise ValueError("observe() counts indices for a counted model; this one is learned")
         self._check(indices)
-        idx = indices.detach().movedim(-2, 0).reshape(self.num_codebooks, -1).to(self.counts.device, torch.int64)
+        k = indices.shape[-2]
+        idx = indices.detach().movedim(-2, 0).reshape(k, -1).to(self.counts.device, torch.int64)
         if idx.numel() and (idx.min() < 0 or idx.max() >= self.codebook_size):
             raise ValueError(f"indices must lie in [0, {self.codebook_size})")
-        flat = idx + self.codebook_size * torch.arange(self.num_codebooks, device=idx.device)[:, None]
+        flat = idx + self.codebook_size * torch.arange(k, device=idx.device)[:, None]
         self.counts += torch.bincount(flat.reshape(-1), minlength=self.counts.numel()).view_as(self.counts)
 
     def log_probabilities(self) -> Tensor:
@@ -60,7 +64,7 @@ class CategoricalModel(TableEntropyModel):
         """(indices, likelihoods): indices are already discrete; likelihoods are differentiable when learned."""
         self._check(indices)
         log_p = self.log_probabilities()
-        codebook = torch.arange(self.num_codebooks, device=log_p.device)[:, None]
+        codebook = torch.arange(indices.shape[-2], device=log_p.device)[:, None]
         return indices, self._bound(log_p[codebook, indices.to(log_p.device).long()].exp())
 
     @torch.no_grad()
@@ -78,7 +82,7 @@ class CategoricalModel(TableEntropyModel):
 
     def _indexes(self, shape: Sequence[int]) -> Tensor:
         """Table index (= codebook) of each element of an ``[..., K, T]`` tensor."""
-        return torch.arange(self.num_codebooks, dtype=torch.int32)[:, None].expand(*shape)
+        return torch.arange(shape[-2], dtype=torch.int32)[:, None].expand(*shape)
 
     def compress(self, indices: Tensor) -> list[bytes]:
         """One stream per batch element (first dim) of ``indices`` ``[B, ..., K, T]``, codebook k with table k."""
@@ -88,8 +92,8 @@ class CategoricalModel(TableEntropyModel):
     def decompress(self, strings: Sequence[bytes], size: Sequence[int]) -> Tensor:
         """Indices ``[len(strings), *size]`` (``size`` = ``[..., K, T]``) as int64, on the module's device."""
         shape = (len(strings), *size)
-        if len(shape) < 3 or shape[-2] != self.num_codebooks:
-            raise ValueError(f"size must end in ({self.num_codebooks}, T), got {tuple(size)}")
+        if len(shape) < 3 or not 1 <= shape[-2] <= self.num_codebooks:
+            raise ValueError(f"size must end in (k <= {self.num_codebooks}, T), got {tuple(size)}")
         device = (self.logits if self.learned else self.counts).device
         return self._decode(strings, self._indexes(shape)).to(device)
 
