@@ -20,11 +20,23 @@ from .base import Quantizer, QuantizerOutput, from_vectors, straight_through, to
 Distance = Literal["l2", "cosine"]
 
 
-def kmeans(x: Tensor, k: int, iters: int = 10, cosine: bool = False) -> tuple[Tensor, Tensor]:
-    """k-means centres ``[k, D]`` of rows ``x`` and their cluster sizes (Lloyd, seeded by a random sample)."""
+def kmeans_plus_plus(x: Tensor, k: int) -> Tensor:
+    """k-means++ seeds: each next seed drawn with probability proportional to its squared distance."""
     n = x.shape[0]
-    pick = torch.randperm(n, device=x.device)[:k] if n >= k else torch.randint(0, n, (k,), device=x.device)
-    centres = x[pick].clone()
+    if n <= k:  # fewer rows than codes: every row, then random repeats
+        return x[torch.cat([torch.arange(n, device=x.device), torch.randint(0, n, (k - n,), device=x.device)])]
+    seeds = torch.empty(k, dtype=torch.long, device=x.device)
+    seeds[0] = torch.randint(0, n, (1,), device=x.device)
+    d2 = (x - x[seeds[0]]).square().sum(-1)
+    for i in range(1, k):
+        seeds[i] = torch.multinomial(d2 + 1e-12, 1)
+        d2 = torch.minimum(d2, (x - x[seeds[i]]).square().sum(-1))
+    return x[seeds]
+
+
+def kmeans(x: Tensor, k: int, iters: int = 10, cosine: bool = False) -> tuple[Tensor, Tensor]:
+    """k-means centres ``[k, D]`` of rows ``x`` and their cluster sizes (Lloyd from k-means++ seeds)."""
+    centres = kmeans_plus_plus(x, k).clone()
     counts = torch.zeros(k, device=x.device, dtype=x.dtype)
     for _ in range(iters):
         idx = nearest(x, centres, cosine)
