@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -60,17 +60,90 @@ def indices_to_rows(indices: Tensor) -> tuple[Tensor, tuple[int, ...]]:
     return to_vectors(indices)
 
 
+class _StraightThrough(torch.autograd.Function):
+    """Returns ``q`` bit for bit; the gradient goes to ``x`` unchanged."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, q: Tensor) -> Tensor:
+        return q.view_as(q)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:
+        return grad, None
+
+
 def straight_through(x: Tensor, q: Tensor) -> Tensor:
-    """``q`` in the forward pass, identity gradient to ``x`` in the backward pass."""
-    return x + (q - x).detach()
+    """``q`` exactly (unlike ``x + (q - x).detach()``, which is off by rounding) with identity gradient to ``x``.
+
+    Exactness keeps ``forward(x).quantized`` equal to ``decode(encode(x))`` in every mode.
+    """
+    if not (torch.is_grad_enabled() and x.requires_grad):
+        return q
+    return _StraightThrough.apply(x, q.to(x.dtype))
 
 
-def usage_metrics(idx: Tensor, size: int, prefix: str = "") -> dict[str, Tensor]:
-    """Perplexity and utilization (fraction of codes used) of one codebook's indices in a batch."""
-    counts = torch.bincount(idx.reshape(-1), minlength=size).float()
-    p = counts / counts.sum().clamp_min(1)
-    entropy = -(p * torch.log(p.clamp_min(1e-12))).sum()
-    return {f"{prefix}perplexity": entropy.exp(), f"{prefix}utilization": (counts > 0).float().mean()}
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """Quantization runs in float32 at least (bf16 / fp16 inputs are promoted, float64 stays)."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def codebook_metrics(indices: Tensor, sizes: Sequence[int], dropped: bool = False) -> dict[str, Tensor]:
+    """Perplexity and utilization (fraction of codes used) of each of the K codebooks of ``indices`` ``[B, K, ...]``.
+
+    Keys: ``perplexity`` / ``utilization`` when K = 1; otherwise ``q{k}_perplexity`` /
+    ``q{k}_utilization`` per codebook plus their means as ``perplexity`` / ``utilization``.
+    ``dropped``: indices may be -1 (levels dropped in training), which are not counted.
+    No device sync on CUDA (a scatter of fixed size instead of bincount).
+    """
+    k, width = indices.shape[1], max(sizes)
+    idx = indices.detach().reshape(indices.shape[0], k, -1)
+    flat = idx + width * torch.arange(k, device=idx.device)[:, None]  # codebook k counts into bins k * width + i
+    if dropped:
+        flat = torch.where(idx < 0, k * width, flat)  # a spare bin past the end
+    flat = flat.reshape(-1)
+    if flat.is_cuda:
+        ones = torch.ones((), device=idx.device).expand(flat.numel())
+        counts = torch.zeros(k * width + 1, device=idx.device).index_add_(0, flat, ones)
+    else:
+        counts = torch.bincount(flat, minlength=k * width + 1).float()
+    counts = counts[:k * width].view(k, width)
+    p = counts / counts.sum(dim=1, keepdim=True).clamp_min(1)
+    perplexity = torch.exp(-(p * torch.log(p.clamp_min(1e-12))).sum(dim=1))
+    used = (counts > 0).sum(dim=1).float()
+    if min(sizes) == width:  # equal sizes: no host-to-device copy of the sizes
+        utilization = used / width
+    else:
+        utilization = used / torch.tensor(list(sizes), device=idx.device, dtype=torch.float32)
+    if k == 1:
+        return {"perplexity": perplexity[0], "utilization": utilization[0]}
+    metrics: dict[str, Tensor] = {}
+    for i, (ppl, use) in enumerate(zip(perplexity.unbind(0), utilization.unbind(0))):
+        metrics[f"q{i}_perplexity"] = ppl
+        metrics[f"q{i}_utilization"] = use
+    metrics["perplexity"] = perplexity.mean()
+    metrics["utilization"] = utilization.mean()
+    return metrics
+
+
+def channel_linear(layer: nn.Linear | None, x: Tensor) -> Tensor:
+    """Apply ``layer`` along dim 1 of ``x`` ``[B, C, N]`` (no transpose to channels-last; None = identity)."""
+    if layer is None:
+        return x
+    w = layer.weight.expand(x.shape[0], -1, -1)  # batched GEMM with a stride-0 weight: no copies
+    x = x.to(w.dtype)
+    return torch.bmm(w, x) if layer.bias is None else torch.baddbmm(layer.bias[None, :, None], w, x)
+
+
+def flatten_positions(x: Tensor) -> Tensor:
+    """``[B, C, *pos]`` -> ``[B, C, N]`` (a view when contiguous)."""
+    if x.ndim < 2:
+        raise ValueError(f"quantizer input must be [B, D, ...], got shape {tuple(x.shape)}")
+    return x.reshape(x.shape[0], x.shape[1], -1)
+
+
+def unflatten_positions(x: Tensor, like: Sequence[int]) -> Tensor:
+    """``[B, C, N]`` -> ``[B, C, *pos]`` with ``pos`` taken from the shape ``like``."""
+    return x.reshape(x.shape[0], x.shape[1], *like[2:])
 
 
 class Quantizer(nn.Module):

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .base import Quantizer, QuantizerOutput, from_vectors, straight_through, to_vectors, usage_metrics
+from .base import Quantizer, QuantizerOutput, codebook_metrics, from_vectors, straight_through, to_vectors
 
 Distance = Literal["l2", "cosine"]
 
@@ -182,7 +182,7 @@ class VectorQuantizer(Quantizer):
         q, idx, loss = self.quantize_rows(self.project_in(rows))
         out = from_vectors(self.project_out(q), shape)
         indices = from_vectors(idx[:, None], shape)
-        return QuantizerOutput(out, indices, loss, usage_metrics(idx, self.codebook_size))
+        return QuantizerOutput(out, indices, loss, codebook_metrics(indices, self.codebook_sizes))
 
     @torch.no_grad()
     def encode(self, x: Tensor) -> Tensor:
