@@ -111,7 +111,7 @@ class VectorQuantizer(Quantizer):
     def _init_codebook(self, z: Tensor) -> None:
         centres, counts = kmeans(z.float(), self.codebook_size, self.kmeans_iters, self.cosine)
         self.embed.data.copy_(centres)
-        self.cluster_size.copy_(counts.clamp_min(1.0))
+        self.cluster_size.copy_(counts)  # empty clusters count 0: dead at once, restarted on real data
         if self.ema:
             self.embed_sum.copy_(centres * self.cluster_size[:, None])
         self.initted.fill_(True)
@@ -133,14 +133,18 @@ class VectorQuantizer(Quantizer):
         self.cluster_size.mul_(self.decay).add_(counts, alpha=1 - self.decay)
 
     @torch.no_grad()
-    def _restart_dead(self, z: Tensor) -> None:
-        """Move codes whose usage fell under the threshold onto random vectors of this batch."""
+    def _restart_dead(self, z: Tensor, error: Tensor) -> None:
+        """Move codes whose usage fell under the threshold onto vectors of this batch.
+
+        Rows are drawn with probability proportional to their squared quantization error
+        (as k-means++ seeds), so revived codes go where the codebook serves the data worst.
+        """
         dead = self.cluster_size < self.threshold_dead
         count = int(dead.sum())
         if count == 0 or z.shape[0] == 0:
             return
-        pick = torch.randperm(z.shape[0], device=z.device)[:count] if z.shape[0] >= count \
-            else torch.randint(0, z.shape[0], (count,), device=z.device)
+        weights = error.clamp_min(0) + 1e-12
+        pick = torch.multinomial(weights, count, replacement=z.shape[0] < count)
         fresh = z[pick].to(self.embed.dtype)
         if self.cosine:
             fresh = F.normalize(fresh, dim=-1)
@@ -173,7 +177,7 @@ class VectorQuantizer(Quantizer):
                     self._ema_update(z.detach().float(), idx)
                 else:
                     self._track_usage(idx)
-                self._restart_dead(z.detach().float())
+                self._restart_dead(z.detach().float(), (z.detach() - q.detach()).float().square().sum(-1))
         out = rotate_to(z, q) if self.rotation_trick else straight_through(z, q)
         return out, idx, loss
 
