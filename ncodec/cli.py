@@ -171,6 +171,27 @@ def cmd_list(args: argparse.Namespace) -> None:
             print(f"{c.name:<20} {c.media:<6} {flags:<28} {c.description}")
 
 
+def cmd_eval(args: argparse.Namespace) -> None:
+    from .eval.harness import curves, format_table, run_eval, to_json
+
+    try:
+        targets = [float(t) for t in args.targets.split(",")] if args.targets else None
+    except ValueError:
+        raise UsageError(f"--targets takes comma-separated numbers, got {args.targets!r}") from None
+    cache = None if args.no_cache else Path(args.cache).expanduser()
+    result = run_eval(args.media, [c.strip() for c in args.codec.split(",") if c.strip()], Path(args.data),
+                      targets, cache, args.max_files, args.max_seconds, args.max_frames)
+    print(format_table(result))
+    if args.json:
+        with atomic_output(args.json, force=True) as f:
+            f.write(to_json(result).encode())
+    if args.plot:
+        from .eval.plot import rd_plot
+
+        ylabel = {"image": "PSNR (dB)", "audio": "mel distance", "video": "PSNR (dB)"}[args.media]
+        rd_plot(curves(result), xlabel=result["rate"], ylabel=ylabel, path=args.plot)
+
+
 def cmd_bench(args: argparse.Namespace) -> None:
     from .bench import run_bench
 
@@ -207,6 +228,21 @@ def build_parser() -> argparse.ArgumentParser:
     ls = sub.add_parser("list", help="list the available codecs and models")
     ls.add_argument("--json", action="store_true", help="one JSON object per line")
     ls.set_defaults(func=cmd_list)
+
+    e = sub.add_parser("eval", help="rate-distortion evaluation of codecs (ncodec's and classical peers) on a folder")
+    e.add_argument("media", choices=["image", "audio", "video"])
+    e.add_argument("--codec", required=True, help="comma-separated codec names (ncodec list, and peers: jpeg, "
+                   "jpeg444, webp, avif, jxl, j2k, png, webp-lossless, jxl-lossless, opus, flac, x264, x265, svtav1)")
+    e.add_argument("--data", required=True, help="folder of media files")
+    e.add_argument("--json", help="write the results as JSON here")
+    e.add_argument("--plot", help="write a rate-distortion plot (PNG) here")
+    e.add_argument("--targets", help="comma-separated target rates (bpp for images, kbps for audio)")
+    e.add_argument("--cache", default="~/.cache/ncodec/eval", help="result cache folder (~/.cache/ncodec/eval)")
+    e.add_argument("--no-cache", action="store_true", help="recompute everything, keep nothing")
+    e.add_argument("--max-files", type=int, help="only the first N files")
+    e.add_argument("--max-seconds", type=float, help="audio: only the first S seconds of each file")
+    e.add_argument("--max-frames", type=int, help="video: only the first N frames of each clip")
+    e.set_defaults(func=cmd_eval)
 
     b = sub.add_parser("bench", help="benchmarks: entropy (the rANS core vs constriction), lossless-audio (vs FLAC)")
     b.add_argument("what", choices=["entropy", "lossless-audio"])

@@ -99,3 +99,40 @@ class Audio:
     @property
     def is_integer(self) -> bool:
         return self.samples.dtype.kind == "i"
+
+
+@dataclass
+class Video:
+    """A video as ``frames[T, H, W, 3]`` 8-bit RGB at ``fps`` frames per second."""
+
+    frames: np.ndarray
+    fps: float
+    source: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        f = self.frames
+        if f.ndim != 4 or f.shape[3] != 3 or min(f.shape[:3]) < 1:
+            raise MediaError(f"video frames must be [T, H, W, 3] with T, H, W >= 1; got shape {f.shape}")
+        if f.dtype != np.uint8:
+            raise MediaError(f"video frames must be uint8, got {f.dtype}")
+        fps = float(self.fps)
+        if not np.isfinite(fps) or not 0 < fps <= 1000:
+            raise MediaError(f"invalid frame rate {self.fps!r}")
+        self.fps = fps
+        self.frames = np.ascontiguousarray(f)
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.frames.shape[0])
+
+    @property
+    def height(self) -> int:
+        return int(self.frames.shape[1])
+
+    @property
+    def width(self) -> int:
+        return int(self.frames.shape[2])
+
+    @property
+    def duration(self) -> float:
+        return self.num_frames / self.fps

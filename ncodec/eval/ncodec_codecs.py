@@ -1,0 +1,32 @@
+"""ncodec's own registered codecs as harness codecs, under the names ``ncodec list`` gives them."""
+from __future__ import annotations
+
+from typing import Any
+
+from .. import __version__, api
+from ..registry import codec_class
+from .codec import EvalCodec, Knob
+
+
+class NcodecEvalCodec(EvalCodec):
+    """A registry codec: lossless ones give one point; lossy ones expose ``quality_range`` as their knob."""
+
+    def __init__(self, name: str):
+        cls = codec_class(name)
+        self.name = name  # type: ignore[misc]  # instance value of the ClassVar
+        self.media = cls.media  # type: ignore[misc]
+        self.lossless = cls.lossless  # type: ignore[misc]
+        self.description = cls.description  # type: ignore[misc]
+        knob = getattr(cls, "quality_range", None)
+        self.knob = knob if isinstance(knob, Knob) else None  # type: ignore[misc]
+        self._cls = cls
+
+    def encode(self, media: Any, quality: float | None) -> bytes:
+        options = {} if quality is None else {"quality": quality}
+        return self._cls(**options).encode(media)
+
+    def decode(self, data: bytes, reference: Any) -> Any:
+        return api.decode_media(data)
+
+    def version(self) -> str:
+        return f"ncodec {__version__}"

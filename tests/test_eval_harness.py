@@ -1,0 +1,117 @@
+"""The evaluation harness: operating points, knob search, caching, JSON, BD-rates, the CLI."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image as PILImage
+
+from ncodec.cli import main
+from ncodec.eval import harness
+from ncodec.eval.codec import EvalCodec, Knob
+from ncodec.eval.peers import PEERS
+from ncodec.io import read_image
+
+
+@pytest.fixture(scope="module")
+def image_dir(tmp_path_factory, samples) -> Path:
+    """Three real image crops of the bundled sample."""
+    folder = tmp_path_factory.mktemp("images")
+    px = read_image(samples / "garden.png").pixels
+    for i, (y, x) in enumerate([(0, 0), (64, 128), (120, 200)]):
+        PILImage.fromarray(px[y:y + 96, x:x + 128]).save(folder / f"crop{i}.png")
+    return folder
+
+
+class CountingJpeg(EvalCodec):
+    """The jpeg peer, counting encodes (to see what the cache saves)."""
+
+    name = "counting-jpeg"
+    media = "image"
+    knob = Knob(1, 100)
+    calls = 0
+
+    def __init__(self):
+        self.inner = PEERS["jpeg"]()
+
+    def encode(self, media, quality):
+        CountingJpeg.calls += 1
+        return self.inner.encode(media, quality)
+
+    def decode(self, data, reference):
+        return self.inner.decode(data, reference)
+
+
+def test_knob_search_lands_near_each_target(image_dir, tmp_path):
+    codec = PEERS["jpeg"]()
+    reference = harness.load_media(sorted(image_dir.iterdir())[0], "image")
+    run = harness.FileRun(codec, "image", reference, "x", harness.Cache(None))
+    for target in (0.3, 0.8, 1.6):
+        q = harness.search_knob(run, target)
+        assert 1 <= q <= 100 and float(q).is_integer()
+        rate = run.rate_of(q)
+        # no other integer quality is closer to the target
+        assert all(abs(rate - target) <= abs(run.rate_of(k) - target) + 1e-12 for k in (q - 1, q + 1) if 1 <= k <= 100)
+
+
+def test_run_eval_structure_bd_rates_and_cache(image_dir, tmp_path, monkeypatch):
+    monkeypatch.setitem(PEERS, "counting-jpeg", CountingJpeg)
+    cache = tmp_path / "cache"
+    CountingJpeg.calls = 0
+    first = harness.run_eval("image", ["counting-jpeg", "webp", "png", "wavelet-lossless"], image_dir,
+                             targets=(0.5, 1.0, 2.0), cache_dir=cache, progress=False)
+    calls = CountingJpeg.calls
+    assert calls > 0
+    jpeg = first["codecs"]["counting-jpeg"]["points"]
+    assert [p["quality"] for p in jpeg] == [0.5, 1.0, 2.0]
+    assert all(p["bpp"] > 0 and 20 < p["psnr"] < 60 and 0 < p["ms_ssim"] <= 1 for p in jpeg)
+    assert jpeg[0]["bpp"] < jpeg[1]["bpp"] < jpeg[2]["bpp"] and jpeg[0]["psnr"] < jpeg[2]["psnr"]
+    lossless = first["codecs"]["wavelet-lossless"]["points"]
+    assert len(lossless) == 1 and math.isinf(lossless[0]["psnr"])
+    assert first["codecs"]["png"]["points"][0]["bpp"] > lossless[0]["bpp"]
+    assert set(first["bd_rate"]) == {"counting-jpeg|webp", "webp|counting-jpeg"}
+    assert first["bd_rate"]["counting-jpeg|webp"] < 0  # WebP needs fewer bits than JPEG 4:2:0 here
+    second = harness.run_eval("image", ["counting-jpeg", "webp", "png", "wavelet-lossless"], image_dir,
+                              targets=(0.5, 1.0, 2.0), cache_dir=cache, progress=False)
+    assert CountingJpeg.calls == calls  # everything came from the cache
+    assert second["codecs"] == first["codecs"]
+    text = json.loads(harness.to_json(first))
+    assert text["codecs"]["wavelet-lossless"]["points"][0]["psnr"] is None  # infinite PSNR written as null
+    table = harness.format_table(first)
+    assert "BD-rate" in table and "counting-jpeg" in table
+
+
+def test_cli_eval_writes_json_and_plot(image_dir, tmp_path, capsys):
+    out, plot = tmp_path / "r.json", tmp_path / "r.png"
+    assert main(["eval", "image", "--codec", "jpeg,jpeg444,png", "--data", str(image_dir), "--targets", "0.5,1,2",
+                 "--json", str(out), "--plot", str(plot), "--no-cache"]) == 0
+    result = json.loads(out.read_text())
+    assert set(result["codecs"]) == {"jpeg", "jpeg444", "png"}
+    assert "jpeg|jpeg444" in result["bd_rate"]
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "BD-rate" in capsys.readouterr().out
+
+
+def test_wrong_media_and_unknown_codec(image_dir):
+    from ncodec.errors import Error, UnknownCodecError
+
+    with pytest.raises(Error, match="codes audio"):
+        harness.run_eval("image", ["opus"], image_dir, progress=False)
+    with pytest.raises(UnknownCodecError):
+        harness.run_eval("image", ["no-such"], image_dir, progress=False)
+
+
+def test_audio_eval_runs_opus_and_lossless(samples, tmp_path):
+    folder = tmp_path / "audio"
+    folder.mkdir()
+    (folder / "speech.flac").write_bytes((samples / "speech.flac").read_bytes())
+    result = harness.run_eval("audio", ["opus", "flac", "audio-lossless"], folder, targets=(8, 16), progress=False)
+    opus = result["codecs"]["opus"]["points"]
+    assert [p["quality"] for p in opus] == [8, 16]
+    assert opus[0]["mel_distance"] > opus[1]["mel_distance"] > 0
+    assert result["codecs"]["audio-lossless"]["points"][0]["mel_distance"] == 0.0
+    assert result["codecs"]["audio-lossless"]["points"][0]["kbps"] < result["codecs"]["flac"]["points"][0]["kbps"] * 1.05
+    assert np.isfinite(result["codecs"]["opus"]["points"][0]["si_sdr"])
