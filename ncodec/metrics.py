@@ -376,8 +376,12 @@ def _frames(x: VideoLike) -> np.ndarray:
     return f
 
 
+VIDEO_PSNR_CAP_DB = 100.0  # a frame decoded exactly (a black frame, say) counts 100 dB, not inf, in the mean
+
+
 def video_psnr(ref: VideoLike, dec: VideoLike) -> dict[str, Any]:
-    """Per-frame RGB and Y PSNR (``per_frame``, ``per_frame_y`` arrays) and their means (``psnr``, ``psnr_y``)."""
+    """Per-frame RGB and Y PSNR (``per_frame``, ``per_frame_y``, each capped at 100 dB so exact
+    frames do not make the mean infinite) and their means (``psnr``, ``psnr_y``)."""
     r, d = _frames(ref), _frames(dec)
     if r.shape != d.shape:
         raise MediaError(f"videos differ in shape: {r.shape} vs {d.shape}")
@@ -385,9 +389,9 @@ def video_psnr(ref: VideoLike, dec: VideoLike) -> dict[str, Any]:
     weights = np.asarray(BT601_LUMA)
     for t in range(r.shape[0]):
         diff = r[t].astype(np.float64) - d[t]
-        rgb[t] = _psnr_from_mse(float(np.mean(diff * diff)), 255.0)
+        rgb[t] = min(_psnr_from_mse(float(np.mean(diff * diff)), 255.0), VIDEO_PSNR_CAP_DB)
         y = diff @ weights
-        luma[t] = _psnr_from_mse(float(np.mean(y * y)), 255.0)
+        luma[t] = min(_psnr_from_mse(float(np.mean(y * y)), 255.0), VIDEO_PSNR_CAP_DB)
     return {"psnr": float(np.mean(rgb)), "psnr_y": float(np.mean(luma)), "per_frame": rgb, "per_frame_y": luma}
 
 

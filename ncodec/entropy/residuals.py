@@ -172,7 +172,7 @@ def _geometric_cross_entropy(alpha: np.ndarray, mean: np.ndarray) -> np.ndarray:
 _TARGET_MEAN = 32.0     # largest quotient mean the shift leaves (the bank reaches 64)
 
 
-def _fit(sums: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def fit_parameters(sums: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(k, a, estimated bits) per partition from sum |r| and sample counts.
 
     For Laplacian residuals the only loss of the quotient/remainder split is the
@@ -215,7 +215,7 @@ def plan_partitions(residual: np.ndarray, max_order: int = 6, min_partition: int
     starts = np.cumsum([0] + [b.size - 1 for b in all_bounds])
     lo = np.concatenate([b[:-1] for b in all_bounds])
     hi = np.concatenate([b[1:] for b in all_bounds])
-    k, a, bits = _fit(csum[hi] - csum[lo], (hi - lo).astype(np.float64))
+    k, a, bits = fit_parameters(csum[hi] - csum[lo], (hi - lo).astype(np.float64))
     side = SHIFT_BITS + MEAN_BITS
     totals = np.add.reduceat(bits, starts[:-1]) + side * np.diff(starts)
     order = int(np.argmin(totals))
@@ -251,39 +251,52 @@ def _per_sample(plan: Plan) -> tuple[np.ndarray, np.ndarray]:
     return np.repeat(plan.shift, counts), np.repeat(plan.mean, counts)
 
 
-def residual_symbols(residual: np.ndarray, plan: Plan) -> tuple[np.ndarray, np.ndarray]:
-    """Symbols and table indexes for a residual block: quotients, then low bits, then high bits."""
-    r = np.asarray(residual, dtype=np.int64)
-    k, a = _per_sample(plan)
-    q = r >> k
-    rem = r & ((np.int64(1) << k) - 1)
-    low_bits = np.minimum(k, UNIFORM_MAX_BITS)
-    has_low, has_high = k > 0, k > UNIFORM_MAX_BITS
-    sym = np.concatenate([q, (rem & ((np.int64(1) << low_bits) - 1))[has_low], (rem >> UNIFORM_MAX_BITS)[has_high]])
-    idx = np.concatenate([geometric_index(k, a), uniform_index(low_bits[has_low]),
-                          uniform_index(k[has_high] - UNIFORM_MAX_BITS)])
-    if sym.size and (sym.min() < np.iinfo(np.int32).min or sym.max() > np.iinfo(np.int32).max):
-        raise ValueError("residual too large for the residual coder")
-    return sym.astype(np.int32), idx.astype(np.int32)
-
-
-def decode_residual(dec: Decoder, plan: Plan) -> np.ndarray:
-    """Inverse of `residual_symbols`."""
-    k, a = _per_sample(plan)
+def _layout(k: np.ndarray, a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Table indexes of the quotients, low bits and high bits for per-value (k, a), and the masks."""
     low_bits = np.minimum(k, UNIFORM_MAX_BITS)
     has_low, has_high = k > 0, k > UNIFORM_MAX_BITS
     idx = np.concatenate([geometric_index(k, a), uniform_index(low_bits[has_low]),
                           uniform_index(k[has_high] - UNIFORM_MAX_BITS)]).astype(np.int32)
+    return idx, low_bits, has_low, has_high
+
+
+def value_symbols(values: np.ndarray, k: np.ndarray, a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Symbols and table indexes for integers with per-value shift k and table mean index a:
+    all quotients ``v >> k`` first, then the low bits, then the high bits (k > 12)."""
+    v = np.asarray(values, dtype=np.int64).reshape(-1)
+    k, a = np.asarray(k, dtype=np.int64).reshape(-1), np.asarray(a, dtype=np.int64).reshape(-1)
+    idx, low_bits, has_low, has_high = _layout(k, a)
+    rem = v & ((np.int64(1) << k) - 1)
+    sym = np.concatenate([v >> k, (rem & ((np.int64(1) << low_bits) - 1))[has_low],
+                          (rem >> UNIFORM_MAX_BITS)[has_high]])
+    if sym.size and (sym.min() < np.iinfo(np.int32).min or sym.max() > np.iinfo(np.int32).max):
+        raise ValueError("values too large for the residual coder")
+    return sym.astype(np.int32), idx
+
+
+def decode_values(dec: Decoder, k: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """Inverse of `value_symbols`."""
+    k, a = np.asarray(k, dtype=np.int64).reshape(-1), np.asarray(a, dtype=np.int64).reshape(-1)
+    idx, low_bits, has_low, has_high = _layout(k, a)
     sym = dec.decode(idx).astype(np.int64)
     n = k.size
     q = sym[:n]
-    rem = np.zeros(n, dtype=np.int64)
     n_low = int(has_low.sum())
-    low = sym[n:n + n_low]
-    high = sym[n + n_low:]
+    low, high = sym[n:n + n_low], sym[n + n_low:]
     if np.any(low < 0) or np.any(low >= (np.int64(1) << low_bits[has_low])) or np.any(high < 0) or \
             np.any(high >= (np.int64(1) << (k[has_high] - UNIFORM_MAX_BITS))):
         raise BitstreamError("corrupt stream: residual low bits out of range")
+    rem = np.zeros(n, dtype=np.int64)
     rem[has_low] = low
     rem[has_high] |= high << UNIFORM_MAX_BITS
     return (q << k) | rem
+
+
+def residual_symbols(residual: np.ndarray, plan: Plan) -> tuple[np.ndarray, np.ndarray]:
+    """Symbols and table indexes for a residual block coded with a partition plan."""
+    return value_symbols(residual, *_per_sample(plan))
+
+
+def decode_residual(dec: Decoder, plan: Plan) -> np.ndarray:
+    """Inverse of `residual_symbols`."""
+    return decode_values(dec, *_per_sample(plan))

@@ -1,28 +1,27 @@
 """``wavelet-lossless``: bit-exact images by reversible colour transform + integer 5/3 wavelet + rANS.
 
 Each plane (Y, Cb, Cr after JPEG 2000's reversible colour transform, or gray, plus
-alpha) is split into 5 octaves of subbands. The coarsest LL band is coded as horizontal
-differences; every detail band is read in 16x16 tiles and coded with forward-adaptive
-discrete Laplace tables (`ncodec.entropy.residuals`) over partitions of those tiles.
+alpha) is split into 5 octaves of subbands, coded by the context model of
+`subband_coder` (neighbour, parent and sibling magnitudes pick each coefficient's table).
 One container chunk per plane, each one rANS stream. 8- and 16-bit, gray / RGB / RGBA.
 """
 from __future__ import annotations
 
 import struct
 import zlib
-from functools import lru_cache
 from typing import Any, BinaryIO
 
 import numpy as np
+import torch
 
 from ... import bitstream, wavelet
-from ...entropy import rans
 from ...entropy import residuals as rc
 from ...errors import BitstreamError, MediaError
 from ...media import Image
 from ...progress import Progress
 from ...registry import register
 from ..base import Codec
+from .subband_coder import decode_subbands, encode_subbands
 
 CHUNK_KIND = "IMGP"
 TILE = 16
@@ -46,81 +45,19 @@ def rct_inverse(y: np.ndarray, cb: np.ndarray, cr: np.ndarray) -> np.ndarray:
     return np.stack([cr + g, g, cb + g], axis=-1)
 
 
-@lru_cache(maxsize=64)
-def tile_order(height: int, width: int, tile: int = TILE) -> np.ndarray:
-    """Raster indices of an [height, width] band read tile by tile (tiles in raster order)."""
-    idx = np.arange(height * width).reshape(height, width)
-    ty, tx = -(-height // tile), -(-width // tile)
-    pad = np.full((ty * tile, tx * tile), -1, dtype=np.int64)
-    pad[:height, :width] = idx
-    order = pad.reshape(ty, tile, tx, tile).transpose(0, 2, 1, 3).reshape(-1)
-    return order[order >= 0]
-
-
-def _max_order(n: int) -> int:
-    return int(np.clip(np.floor(np.log2(max(n, 1) / 64)), 0, 12))
-
-
-def _band_symbols(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Plan and residual symbols of a flattened band."""
-    plan = rc.plan_partitions(values, max_order=_max_order(values.size), min_partition=64)
-    ps, pi = rc.plan_symbols(plan)
-    rs, ri = rc.residual_symbols(values, plan)
-    return np.concatenate([ps, rs]), np.concatenate([pi, ri])
-
-
-def _decode_band(dec: rans.Decoder, n: int) -> np.ndarray:
-    plan = rc.decode_plan(dec, n, max_order=_max_order(n))
-    return rc.decode_residual(dec, plan)
-
-
-def _ll_residual(ll: np.ndarray) -> np.ndarray:
-    """Horizontal differences, the first column as vertical differences."""
-    res = np.diff(ll, axis=1, prepend=0)
-    res[:, 0] = np.diff(ll[:, 0], prepend=0)
-    return res
-
-
-def _ll_restore(res: np.ndarray) -> np.ndarray:
-    first = np.cumsum(res[:, 0])
-    out = res.copy()
-    out[:, 0] = first
-    return np.cumsum(out, axis=1)
-
-
 def encode_plane(plane: np.ndarray, levels: int) -> bytes:
-    """One plane as a rANS stream: LL differences, then detail bands coarsest first."""
-    bands = wavelet.forward_2d(plane, levels)
-    syms, idxs = [], []
-    s, i = _band_symbols(_ll_residual(bands.ll).reshape(-1))
-    syms.append(s)
-    idxs.append(i)
-    for details in reversed(bands.details):
-        for band in details:
-            if band.size:
-                s, i = _band_symbols(band.reshape(-1)[tile_order(*band.shape)])
-                syms.append(s)
-                idxs.append(i)
-    return rans.encode(np.concatenate(syms), np.concatenate(idxs), rc.table_bank())
+    """One plane as a rANS stream of its context-coded 5/3 subbands."""
+    bands = wavelet.forward_2d(torch.from_numpy(np.ascontiguousarray(plane, dtype=np.int64)), levels)
+    return encode_subbands(bands.low.numpy(), [{k: v.numpy() for k, v in lv.items()} for lv in bands.details])
 
 
 def decode_plane(data: bytes | memoryview, height: int, width: int, levels: int) -> np.ndarray:
     """Inverse of `encode_plane`."""
-    dec = rans.Decoder(data, rc.table_bank())
-    ll_shape, detail_shapes = wavelet.subband_shapes(height, width, levels)
-    ll = _ll_restore(_decode_band(dec, ll_shape[0] * ll_shape[1]).reshape(ll_shape))
-    details: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-    for shapes in reversed(detail_shapes):
-        bands = []
-        for shape in shapes:
-            band = np.zeros(shape, dtype=np.int64)
-            n = shape[0] * shape[1]
-            if n:
-                band.reshape(-1)[tile_order(*shape)] = _decode_band(dec, n)
-            bands.append(band)
-        details.insert(0, (bands[0], bands[1], bands[2]))
-    dec.finish()
-    return wavelet.inverse_2d(wavelet.Subbands(ll, details))
+    low_shape, detail_shapes = wavelet.band_shapes((height, width), levels)
+    low, details = decode_subbands(data, low_shape, detail_shapes)  # type: ignore[arg-type]
+    bands = wavelet.Subbands(torch.from_numpy(low), [{k: torch.from_numpy(v) for k, v in lv.items()} for lv in details],
+                             (0, 1))
+    return wavelet.inverse_2d(bands).numpy()
 
 
 @register(default_for="image")

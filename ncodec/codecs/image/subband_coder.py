@@ -1,0 +1,209 @@
+"""Context-modelled coding of integer wavelet subbands (used by wavelet-lossless and wavelet).
+
+Each detail band is coded row by row. A coefficient's context is the activity of what the
+decoder already has: the two rows above (N, NW, NE, NN), the parent band one level coarser
+(same orientation, same place), and the sibling bands of the same level coded before it
+(HL, then LH, then HH). The activity, an integer, falls into one of `BINS` bins by fixed
+integer thresholds; each (band, bin) has its own two-sided geometric table (shift k and
+mean index a from `ncodec.entropy.residuals`), fitted by the encoder and sent as side
+information. Everything that picks a table is integer arithmetic, so decoders on any
+machine pick the same tables. The coarsest low band is coded as horizontal differences
+with partition-adaptive tables.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ...entropy import rans
+from ...entropy import residuals as rc
+from ...errors import BitstreamError
+
+THRESHOLDS = np.array([1, 2, 3, 4, 6, 8, 11, 16, 23, 32, 45, 64, 91, 128, 181, 256, 362, 512, 724, 1024,
+                       1448, 2048, 4096, 8192], dtype=np.int64)  # sqrt(2) steps
+BINS = THRESHOLDS.size + 1
+ORIENTATIONS = ("HL", "LH", "HH")  # coding order within a level
+
+
+def _shift_rows(m: np.ndarray, k: int) -> np.ndarray:
+    """``m`` moved down by k rows (zeros above): row y holds row y - k."""
+    out = np.zeros_like(m)
+    if k < m.shape[0]:
+        out[k:] = m[: m.shape[0] - k]
+    return out
+
+
+def _left(m: np.ndarray) -> np.ndarray:
+    out = np.zeros_like(m)
+    out[..., 1:] = m[..., :-1]
+    return out
+
+
+def _right(m: np.ndarray) -> np.ndarray:
+    out = np.zeros_like(m)
+    out[..., :-1] = m[..., 1:]
+    return out
+
+
+def activity(above: np.ndarray, above2: np.ndarray, parent: np.ndarray, siblings: np.ndarray) -> np.ndarray:
+    """Integer context activity from magnitudes: rows above, parent and siblings at the same places."""
+    return 2 * above + _left(above) + _right(above) + above2 + 2 * parent + siblings
+
+
+def context_bins(act: np.ndarray) -> np.ndarray:
+    """Bin of each activity value (integer comparisons only)."""
+    return np.searchsorted(THRESHOLDS, act, side="right")
+
+
+def fit_bins(values: np.ndarray, bins: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-bin (k, a) of the geometric tables that fit the values falling in each bin."""
+    counts = np.bincount(bins.reshape(-1), minlength=BINS).astype(np.float64)
+    sums = np.bincount(bins.reshape(-1), weights=np.abs(values).reshape(-1).astype(np.float64), minlength=BINS)
+    k, a, _ = rc.fit_parameters(sums, counts)
+    return k, a
+
+
+def upsample_parent(parent: np.ndarray | None, shape: tuple[int, int]) -> np.ndarray:
+    """Magnitudes of the coarser band at each child position (zeros when there is no parent)."""
+    if parent is None or parent.size == 0:
+        return np.zeros(shape, dtype=np.int64)
+    ys = np.minimum(np.arange(shape[0]) // 2, parent.shape[0] - 1)
+    xs = np.minimum(np.arange(shape[1]) // 2, parent.shape[1] - 1)
+    return np.abs(parent)[np.ix_(ys, xs)]
+
+
+def sibling_magnitudes(siblings: list[np.ndarray], shape: tuple[int, int]) -> np.ndarray:
+    """Sum of the magnitudes of already-coded bands of the same level at each position."""
+    out = np.zeros(shape, dtype=np.int64)
+    for s in siblings:
+        if s.size == 0:
+            continue
+        ys = np.minimum(np.arange(shape[0]), s.shape[0] - 1)
+        xs = np.minimum(np.arange(shape[1]), s.shape[1] - 1)
+        out += np.abs(s)[np.ix_(ys, xs)]
+    return out
+
+
+@dataclass
+class Symbols:
+    """Symbols and table indexes collected in stream order."""
+
+    sym: list[np.ndarray]
+    idx: list[np.ndarray]
+
+    def add(self, pair: tuple[np.ndarray, np.ndarray]) -> None:
+        self.sym.append(pair[0])
+        self.idx.append(pair[1])
+
+    def encode(self) -> bytes:
+        if not self.sym:
+            return rans.encode(np.zeros(0, np.int32), np.zeros(0, np.int32), rc.table_bank())
+        return rans.encode(np.concatenate(self.sym), np.concatenate(self.idx), rc.table_bank())
+
+
+def _side_symbols(k: np.ndarray, a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    ks, ki = rc.raw_symbols(k, rc.SHIFT_BITS)
+    ms, mi = rc.raw_symbols(a, rc.MEAN_BITS)
+    return np.concatenate([ks, ms]), np.concatenate([ki, mi])
+
+
+def _decode_side(dec: rans.Decoder) -> tuple[np.ndarray, np.ndarray]:
+    k = rc.decode_raw(dec, BINS, rc.SHIFT_BITS)
+    a = rc.decode_raw(dec, BINS, rc.MEAN_BITS)
+    if np.any(k > rc.MAX_SHIFT) or np.any(a >= rc.MEAN_STEPS):
+        raise BitstreamError("corrupt stream: subband table parameters out of range")
+    return k, a
+
+
+def encode_band(out: Symbols, band: np.ndarray, parent: np.ndarray | None, siblings: list[np.ndarray]) -> None:
+    """Append one detail band: its per-bin tables, then its rows."""
+    if band.size == 0:
+        return
+    mag = np.abs(band)
+    act = activity(_shift_rows(mag, 1), _shift_rows(mag, 2), upsample_parent(parent, band.shape),
+                   sibling_magnitudes(siblings, band.shape))
+    bins = context_bins(act)
+    k, a = fit_bins(band, bins)
+    out.add(_side_symbols(k, a))
+    for y in range(band.shape[0]):
+        out.add(rc.value_symbols(band[y], k[bins[y]], a[bins[y]]))
+
+
+def decode_band(dec: rans.Decoder, shape: tuple[int, int], parent: np.ndarray | None,
+                siblings: list[np.ndarray]) -> np.ndarray:
+    """Inverse of `encode_band`, row by row (each row's contexts come from decoded rows)."""
+    band = np.zeros(shape, dtype=np.int64)
+    if band.size == 0:
+        return band
+    k, a = _decode_side(dec)
+    par = upsample_parent(parent, shape)
+    sib = sibling_magnitudes(siblings, shape)
+    zeros = np.zeros(shape[1], dtype=np.int64)
+    for y in range(shape[0]):
+        above = np.abs(band[y - 1]) if y >= 1 else zeros
+        above2 = np.abs(band[y - 2]) if y >= 2 else zeros
+        bins = context_bins(activity(above, above2, par[y], sib[y]))
+        band[y] = rc.decode_values(dec, k[bins], a[bins])
+    return band
+
+
+def _ll_residual(ll: np.ndarray) -> np.ndarray:
+    """Horizontal differences, the first column as vertical differences."""
+    res = np.diff(ll, axis=1, prepend=0)
+    res[:, 0] = np.diff(ll[:, 0], prepend=0)
+    return res
+
+
+def _ll_restore(res: np.ndarray) -> np.ndarray:
+    out = res.copy()
+    out[:, 0] = np.cumsum(res[:, 0])
+    return np.cumsum(out, axis=1)
+
+
+def _max_order(n: int) -> int:
+    return int(np.clip(np.floor(np.log2(max(n, 1) / 64)), 0, 12))
+
+
+def encode_low(out: Symbols, ll: np.ndarray) -> None:
+    """The coarsest low band as differences with partition-adaptive tables."""
+    values = _ll_residual(ll).reshape(-1)
+    plan = rc.plan_partitions(values, max_order=_max_order(values.size), min_partition=64)
+    out.add(rc.plan_symbols(plan))
+    out.add(rc.residual_symbols(values, plan))
+
+
+def decode_low(dec: rans.Decoder, shape: tuple[int, int]) -> np.ndarray:
+    n = shape[0] * shape[1]
+    plan = rc.decode_plan(dec, n, max_order=_max_order(n))
+    return _ll_restore(rc.decode_residual(dec, plan).reshape(shape))
+
+
+def encode_subbands(low: np.ndarray, details: list[dict[str, np.ndarray]]) -> bytes:
+    """One rANS stream for a plane's subbands: low band, then levels coarsest first, HL, LH, HH."""
+    out = Symbols([], [])
+    encode_low(out, low)
+    for level in range(len(details) - 1, -1, -1):
+        coded: list[np.ndarray] = []
+        parents = details[level + 1] if level + 1 < len(details) else {}
+        for o in ORIENTATIONS:
+            encode_band(out, details[level][o], parents.get(o), coded)
+            coded.append(details[level][o])
+    return out.encode()
+
+
+def decode_subbands(data: bytes | memoryview, low_shape: tuple[int, int],
+                    detail_shapes: list[dict[str, tuple[int, ...]]]) -> tuple[np.ndarray, list[dict[str, np.ndarray]]]:
+    """Inverse of `encode_subbands`, given the band shapes."""
+    dec = rans.Decoder(data, rc.table_bank())
+    low = decode_low(dec, low_shape)
+    details: list[dict[str, np.ndarray]] = [{} for _ in detail_shapes]
+    for level in range(len(detail_shapes) - 1, -1, -1):
+        coded: list[np.ndarray] = []
+        parents = details[level + 1] if level + 1 < len(details) else {}
+        for o in ORIENTATIONS:
+            band = decode_band(dec, tuple(detail_shapes[level][o]), parents.get(o), coded)  # type: ignore[arg-type]
+            details[level][o] = band
+            coded.append(band)
+    dec.finish()
+    return low, details
