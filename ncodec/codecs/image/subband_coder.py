@@ -6,7 +6,8 @@ decoder already has: the two rows above (N, NW, NE, NN), the parent band one lev
 (HL, then LH, then HH). The activity, an integer, falls into one of `BINS` bins by fixed
 integer thresholds; each (band, bin) has its own two-sided geometric table (shift k and
 mean index a from `ncodec.entropy.residuals`), fitted by the encoder and sent as side
-information. Everything that picks a table is integer arithmetic, so decoders on any
+information (bins too sparse to pay for a table share one with their neighbours). Everything
+that picks a table is integer arithmetic, so decoders on any
 machine pick the same tables. The coarsest low band is coded as horizontal differences
 with partition-adaptive tables.
 """
@@ -56,10 +57,30 @@ def context_bins(act: np.ndarray) -> np.ndarray:
     return np.searchsorted(THRESHOLDS, act, side="right")
 
 
-def fit_bins(values: np.ndarray, bins: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-bin (k, a) of the geometric tables that fit the values falling in each bin."""
-    counts = np.bincount(bins.reshape(-1), minlength=BINS).astype(np.float64)
-    sums = np.bincount(bins.reshape(-1), weights=np.abs(values).reshape(-1).astype(np.float64), minlength=BINS)
+MIN_GROUP = 48  # coefficients a table must serve to be worth its 12 bits of side information
+
+
+def group_bins(bins: np.ndarray) -> np.ndarray:
+    """Start-of-group flags over the bins: consecutive bins share a table until it serves MIN_GROUP values."""
+    counts = np.bincount(bins.reshape(-1), minlength=BINS)
+    starts = np.zeros(BINS, dtype=np.int64)
+    starts[0] = 1
+    filled = 0
+    for b in range(BINS):
+        if filled >= MIN_GROUP and counts[b:].sum() >= MIN_GROUP:
+            starts[b] = 1
+            filled = 0
+        filled += counts[b]
+    return starts
+
+
+def fit_groups(values: np.ndarray, bins: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(k, a) per group of bins, fitted to the values the group serves."""
+    group_of_bin = np.cumsum(starts) - 1
+    groups = group_of_bin[bins.reshape(-1)]
+    n = int(starts.sum())
+    counts = np.bincount(groups, minlength=n).astype(np.float64)
+    sums = np.bincount(groups, weights=np.abs(values).reshape(-1).astype(np.float64), minlength=n)
     k, a, _ = rc.fit_parameters(sums, counts)
     return k, a
 
@@ -102,18 +123,21 @@ class Symbols:
         return rans.encode(np.concatenate(self.sym), np.concatenate(self.idx), rc.table_bank())
 
 
-def _side_symbols(k: np.ndarray, a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    ks, ki = rc.raw_symbols(k, rc.SHIFT_BITS)
-    ms, mi = rc.raw_symbols(a, rc.MEAN_BITS)
-    return np.concatenate([ks, ms]), np.concatenate([ki, mi])
+def _side_symbols(starts: np.ndarray, k: np.ndarray, a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    parts = [rc.raw_symbols(starts[1:], 1), rc.raw_symbols(k, rc.SHIFT_BITS), rc.raw_symbols(a, rc.MEAN_BITS)]
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
 def _decode_side(dec: rans.Decoder) -> tuple[np.ndarray, np.ndarray]:
-    k = rc.decode_raw(dec, BINS, rc.SHIFT_BITS)
-    a = rc.decode_raw(dec, BINS, rc.MEAN_BITS)
+    """Per-bin (k, a), expanded from the groups the stream describes."""
+    starts = np.concatenate([[1], rc.decode_raw(dec, BINS - 1, 1)])
+    n = int(starts.sum())
+    k = rc.decode_raw(dec, n, rc.SHIFT_BITS)
+    a = rc.decode_raw(dec, n, rc.MEAN_BITS)
     if np.any(k > rc.MAX_SHIFT) or np.any(a >= rc.MEAN_STEPS):
         raise BitstreamError("corrupt stream: subband table parameters out of range")
-    return k, a
+    group_of_bin = np.cumsum(starts) - 1
+    return k[group_of_bin], a[group_of_bin]
 
 
 def encode_band(out: Symbols, band: np.ndarray, parent: np.ndarray | None, siblings: list[np.ndarray]) -> None:
@@ -124,8 +148,11 @@ def encode_band(out: Symbols, band: np.ndarray, parent: np.ndarray | None, sibli
     act = activity(_shift_rows(mag, 1), _shift_rows(mag, 2), upsample_parent(parent, band.shape),
                    sibling_magnitudes(siblings, band.shape))
     bins = context_bins(act)
-    k, a = fit_bins(band, bins)
-    out.add(_side_symbols(k, a))
+    starts = group_bins(bins)
+    k, a = fit_groups(band, bins, starts)
+    out.add(_side_symbols(starts, k, a))
+    group_of_bin = np.cumsum(starts) - 1
+    k, a = k[group_of_bin], a[group_of_bin]
     for y in range(band.shape[0]):
         out.add(rc.value_symbols(band[y], k[bins[y]], a[bins[y]]))
 
