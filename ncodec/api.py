@@ -130,17 +130,18 @@ def _reader(data: Any) -> bitstream.Reader:
     return bitstream.Reader(data)
 
 
-def decode_media(data: Any, progress: Progress | None = None) -> Image | Audio:
-    """Decode a stream into `Image` / `Audio` (what the CLI writes to files)."""
+def decode_media(data: Any, progress: Progress | None = None, **options: Any) -> Image | Audio:
+    """Decode a stream into `Image` / `Audio` (what the CLI writes to files); ``options`` such as
+    ``model`` (a weights file) reach the codec."""
     reader = _reader(data)
-    codec = codec_class(reader.header.codec).from_header(reader.header)
+    codec = codec_class(reader.header.codec).from_header(reader.header, **options)
     bitstream.check_model_hash(reader.header, codec.model_hash())
     return codec.decode(reader, progress)
 
 
-def decode(data: Any, progress: Progress | None = None) -> Any:
+def decode(data: Any, progress: Progress | None = None, **options: Any) -> Any:
     """Decode a stream (bytes, path or binary file) into the kind of object it was made from."""
-    return from_media(decode_media(data, progress))
+    return from_media(decode_media(data, progress, **options))
 
 
 def info(data: Any) -> dict[str, Any]:

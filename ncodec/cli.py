@@ -113,7 +113,7 @@ def cmd_decompress(args: argparse.Namespace) -> None:
     if detect_media(data[:8]) != "ncodec":
         raise UsageError(f"{args.input} is not an ncodec stream (compress it first)")
     reader = bitstream.Reader(data)
-    codec = codec_class(reader.header.codec).from_header(reader.header)
+    codec = codec_class(reader.header.codec).from_header(reader.header, **({"model": args.model} if args.model else {}))
     bitstream.check_model_hash(reader.header, codec.model_hash())
     meta = reader.header.metadata
     total = float(meta.get("frames", 1)) if isinstance(meta.get("frames"), int) else 1.0
@@ -217,6 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("decompress", help="decode an ncodec stream into PNG / WAV / FLAC")
     d.add_argument("input", help="ncodec stream, or - for stdin")
     d.add_argument("output", nargs="?", help="output file (default: beside the input; - for stdout)")
+    d.add_argument("--model", help="weights the stream was made with, when they are not in the zoo")
     d.add_argument("-f", "--force", action="store_true", help="overwrite the output if it exists")
     d.set_defaults(func=cmd_decompress)
 

@@ -34,8 +34,12 @@ class Codec(ABC):
 
     @classmethod
     @abstractmethod
-    def from_header(cls, header: bitstream.Header) -> "Codec":
-        """The codec instance (configuration, weights) that decodes streams with this header."""
+    def from_header(cls, header: bitstream.Header, **options: Any) -> "Codec":
+        """The codec instance (configuration, weights) that decodes streams with this header.
+
+        ``options`` are what the user gave to decode (e.g. ``model`` for weights that are not
+        in the zoo); codecs that need none ignore them.
+        """
 
     def model_hash(self) -> str | None:
         """SHA-256 of the weights this codec instance codes with (None for codecs without weights)."""

@@ -179,7 +179,7 @@ class LosslessAudioCodec(Codec):
                 "tables": rc.bank_digest()}
 
     @classmethod
-    def from_header(cls, header: bitstream.Header) -> "LosslessAudioCodec":
+    def from_header(cls, header: bitstream.Header, **options: Any) -> "LosslessAudioCodec":
         cfg = header.config
         try:
             codec = cls(int(cfg["block"]), int(cfg["blocks_per_chunk"]), int(cfg["max_order"]))

@@ -75,7 +75,7 @@ class WaveletLosslessCodec(Codec):
         self.levels = int(levels)
 
     @classmethod
-    def from_header(cls, header: bitstream.Header) -> "WaveletLosslessCodec":
+    def from_header(cls, header: bitstream.Header, **options: Any) -> "WaveletLosslessCodec":
         try:
             codec = cls(int(header.config["levels"]))
         except (KeyError, TypeError, ValueError, MediaError):

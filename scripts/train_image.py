@@ -1,0 +1,179 @@
+"""Train a learned image codec (ncodec.codecs.image.models) for rate-distortion.
+
+Random crops from a folder of images, loss = lambda * 255**2 * MSE + bits per pixel (the
+CompressAI recipe, lambda per quality as in its zoo), the entropy bottleneck's auxiliary
+loss on its own optimizer, AMP (bf16 on CPU, fp16 with loss scaling on CUDA), checkpoints
+to resume from, a progress bar, and periodic validation that writes real bitstreams:
+``update()`` then ``compress`` / ``decompress`` of every validation image, reporting bpp
+from the actual bytes and PSNR. Weights are saved as safetensors with their metadata.
+
+    python scripts/train_image.py --data ../shared/data/images/train --val ../shared/data/images/dev \\
+        --arch mbt2018-mean --quality 3 --steps 2000 --out runs/mbt-q3
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image as PILImage
+
+from ncodec.codecs.image import models
+from ncodec.progress import Progress
+
+LAMBDAS = {1: 0.0018, 2: 0.0035, 3: 0.0067, 4: 0.0130, 5: 0.0250, 6: 0.0483, 7: 0.0932, 8: 0.1800}
+ARCHS = {"bmshj2018-factorized": models.FactorizedPrior, "bmshj2018-hyperprior": models.ScaleHyperprior,
+         "mbt2018-mean": models.MeanScaleHyperprior, "gmm-hyperprior": models.GaussianMixtureHyperprior}
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+
+
+def load_images(folder: Path, min_side: int) -> list[np.ndarray]:
+    """Every RGB image of a folder as uint8 [H, W, 3] (images smaller than a crop are skipped)."""
+    out = []
+    for path in sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
+        with PILImage.open(path) as im:
+            arr = np.asarray(im.convert("RGB"))
+        if min(arr.shape[:2]) >= min_side:
+            out.append(arr)
+    if not out:
+        raise SystemExit(f"no images of at least {min_side} px in {folder}")
+    return out
+
+
+def random_crops(images: list[np.ndarray], batch: int, size: int, gen: np.random.Generator) -> torch.Tensor:
+    """A batch of random crops (random image, position and horizontal flip), float in [0, 1], [B, 3, S, S]."""
+    crops = []
+    for _ in range(batch):
+        img = images[gen.integers(len(images))]
+        y, x = gen.integers(img.shape[0] - size + 1), gen.integers(img.shape[1] - size + 1)
+        crop = img[y:y + size, x:x + size]
+        crops.append(crop[:, ::-1] if gen.random() < 0.5 else crop)
+    return torch.from_numpy(np.stack(crops).copy()).permute(0, 3, 1, 2).float() / 255
+
+
+def rd_loss(model: torch.nn.Module, x: torch.Tensor, lmbda: float) -> tuple[torch.Tensor, float, float]:
+    """lambda * 255^2 * MSE + bpp, and the two terms."""
+    out = model(x)
+    pixels = x.shape[0] * x.shape[2] * x.shape[3]
+    bpp = sum(torch.log(l).sum() for l in out["likelihoods"].values()) / (-math.log(2) * pixels)
+    mse = torch.mean((out["x_hat"].float() - x) ** 2)
+    return lmbda * 255 ** 2 * mse + bpp, float(bpp), float(mse)
+
+
+@torch.no_grad()
+def validate(model: torch.nn.Module, images: list[np.ndarray], device: torch.device) -> dict[str, float]:
+    """bpp from real bitstreams and PSNR on each validation image, averaged."""
+    model.eval()
+    model.update(force=True)
+    bpps, psnrs = [], []
+    for img in images:
+        x = torch.from_numpy(img.copy()).permute(2, 0, 1)[None].float().div(255).to(device)
+        enc = model.compress(x)
+        nbytes = sum(len(s) for strings in enc["strings"] for s in strings)
+        dec = model.decompress(enc["strings"], enc["shape"], **({"size": enc["size"]} if "size" in enc else {}))
+        x_hat = dec["x_hat"].clamp(0, 1)
+        mse = float(torch.mean((x_hat - x) ** 2))
+        bpps.append(8 * nbytes / (img.shape[0] * img.shape[1]))
+        psnrs.append(10 * math.log10(1 / max(mse, 1e-12)))
+    model.train()
+    return {"bpp": float(np.mean(bpps)), "psnr": float(np.mean(psnrs))}
+
+
+def save_weights(model: torch.nn.Module, path: Path, meta: dict[str, str]) -> None:
+    """The state dict as safetensors (no pickle), with the architecture and training facts as metadata."""
+    from safetensors.torch import save_file
+
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    tmp = path.with_suffix(".tmp")
+    save_file(state, str(tmp), metadata=meta)
+    tmp.replace(path)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", required=True, help="folder of training images")
+    p.add_argument("--val", help="folder of validation images (real bitstreams are written for them)")
+    p.add_argument("--arch", choices=list(ARCHS), default="mbt2018-mean")
+    p.add_argument("--quality", type=int, choices=list(LAMBDAS), default=3)
+    p.add_argument("--lmbda", type=float, help="override the quality's lambda")
+    p.add_argument("--N", type=int, default=128)
+    p.add_argument("--M", type=int, default=192)
+    p.add_argument("--steps", type=int, default=100000)
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--crop", type=int, default=256)
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--val-every", type=int, default=1000)
+    p.add_argument("--val-max", type=int, default=4, help="validation images (the first N)")
+    p.add_argument("--amp", action="store_true", help="mixed precision (bf16 on CPU, fp16 on CUDA)")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--out", required=True, help="run folder: checkpoint.pt, weights.safetensors, log.jsonl")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    device = torch.device(args.device)
+    torch.manual_seed(args.seed)
+    gen = np.random.default_rng(args.seed)
+    model = ARCHS[args.arch](args.N, args.M).to(device)
+    aux_params = [p for n, p in model.named_parameters() if n.endswith("quantiles")]
+    main_params = [p for n, p in model.named_parameters() if not n.endswith("quantiles")]
+    opt = torch.optim.Adam(main_params, lr=args.lr)
+    aux_opt = torch.optim.Adam(aux_params, lr=1e-3)
+    scaler = torch.amp.GradScaler(device.type, enabled=args.amp and device.type == "cuda")
+    step = 0
+    ckpt = out / "checkpoint.pt"
+    if ckpt.exists():  # resume: tensors and numbers only, loaded without unrestricted pickle
+        state = torch.load(ckpt, map_location=device, weights_only=True)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        aux_opt.load_state_dict(state["aux_opt"])
+        step = int(state["step"])
+        gen = np.random.default_rng(args.seed + step)
+        print(f"resumed {ckpt} at step {step}", flush=True)
+    lmbda = args.lmbda or LAMBDAS[args.quality]
+    train_images = load_images(Path(args.data), args.crop)
+    val_images = load_images(Path(args.val), 64)[: args.val_max] if args.val else []
+    amp_dtype = torch.bfloat16 if device.type == "cpu" else torch.float16
+    log = (out / "log.jsonl").open("a")
+    model.train()
+    started = time.monotonic()
+    with Progress(args.steps - step, f"train {args.arch} q{args.quality}") as bar:
+        while step < args.steps:
+            x = random_crops(train_images, args.batch, args.crop, gen).to(device)
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=args.amp):
+                loss, bpp, mse = rd_loss(model, x, lmbda)
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.unscale_(opt)
+            torch.nn.utils.clip_grad_norm_(main_params, 1.0)
+            scaler.step(opt)
+            scaler.update()
+            aux = model.aux_loss()
+            aux_opt.zero_grad(set_to_none=True)
+            aux.backward()
+            aux_opt.step()
+            step += 1
+            bar.update()
+            record = {"step": step, "loss": float(loss), "bpp": bpp, "psnr": 10 * math.log10(1 / max(mse, 1e-12)),
+                      "aux": float(aux), "seconds": time.monotonic() - started}
+            if val_images and (step % args.val_every == 0 or step == args.steps):
+                record["val"] = validate(model, val_images, device)
+                print(json.dumps(record), flush=True)
+            log.write(json.dumps(record) + "\n")
+            if step % args.val_every == 0 or step == args.steps:
+                torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "aux_opt": aux_opt.state_dict(),
+                            "step": step}, ckpt)
+    model.update(force=True)
+    meta = {"architecture": args.arch, "N": str(args.N), "M": str(args.M), "quality": str(args.quality),
+            "lambda": str(lmbda), "steps": str(step), "data": str(args.data)}
+    save_weights(model, out / "weights.safetensors", meta)
+    print(f"saved {out / 'weights.safetensors'}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
