@@ -1,3 +1,4 @@
 """Built-in codecs; importing this package registers them."""
 from .audio import lossless as _audio_lossless  # noqa: F401
 from .image import wavelet_lossless as _wavelet_lossless  # noqa: F401
+from .image import wavelet_lossy as _wavelet_lossy  # noqa: F401

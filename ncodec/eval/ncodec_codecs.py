@@ -9,7 +9,8 @@ from .codec import EvalCodec, Knob
 
 
 class NcodecEvalCodec(EvalCodec):
-    """A registry codec: lossless ones give one point; lossy ones expose ``quality_range`` as their knob."""
+    """A registry codec: lossless ones give one point; lossy ones either take the target rate as an
+    option (class attribute ``eval_rate_option``, e.g. "bpp") or expose ``quality_range`` as their knob."""
 
     def __init__(self, name: str):
         cls = codec_class(name)
@@ -19,10 +20,12 @@ class NcodecEvalCodec(EvalCodec):
         self.description = cls.description  # type: ignore[misc]
         knob = getattr(cls, "quality_range", None)
         self.knob = knob if isinstance(knob, Knob) else None  # type: ignore[misc]
+        self._rate_option = getattr(cls, "eval_rate_option", None)
+        self.rate_controlled = self._rate_option is not None  # type: ignore[misc]
         self._cls = cls
 
     def encode(self, media: Any, quality: float | None) -> bytes:
-        options = {} if quality is None else {"quality": quality}
+        options = {} if quality is None else {self._rate_option or "quality": quality}
         return self._cls(**options).encode(media)
 
     def decode(self, data: bytes, reference: Any) -> Any:

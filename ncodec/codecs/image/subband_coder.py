@@ -6,7 +6,7 @@ decoder already has: the two rows above (N, NW, NE, NN), the parent band one lev
 (HL, then LH, then HH). The activity, an integer, falls into one of `BINS` bins by fixed
 integer thresholds; each (band, bin) has its own two-sided geometric table (shift k and
 mean index a from `ncodec.entropy.residuals`), fitted by the encoder and sent as side
-information (bins too sparse to pay for a table share one with their neighbours). Everything
+information (neighbouring bins share a table where a table of their own would not pay for itself). Everything
 that picks a table is integer arithmetic, so decoders on any
 machine pick the same tables. The coarsest low band is coded as horizontal differences
 with partition-adaptive tables.
@@ -57,20 +57,31 @@ def context_bins(act: np.ndarray) -> np.ndarray:
     return np.searchsorted(THRESHOLDS, act, side="right")
 
 
-MIN_GROUP = 48  # coefficients a table must serve to be worth its 12 bits of side information
+GROUP_SIDE_BITS = 1 + rc.SHIFT_BITS + rc.MEAN_BITS  # what one more table costs in side information
 
 
-def group_bins(bins: np.ndarray) -> np.ndarray:
-    """Start-of-group flags over the bins: consecutive bins share a table until it serves MIN_GROUP values."""
-    counts = np.bincount(bins.reshape(-1), minlength=BINS)
+def group_bins(values: np.ndarray, bins: np.ndarray) -> np.ndarray:
+    """Start-of-group flags over the bins: neighbouring bins share a table unless a table of
+    their own saves more bits (estimated) than it costs to send."""
+    counts = np.bincount(bins.reshape(-1), minlength=BINS).astype(np.float64)
+    sums = np.bincount(bins.reshape(-1), weights=np.abs(values).reshape(-1).astype(np.float64), minlength=BINS)
+    groups = [[b, b] for b in range(BINS) if counts[b] > 0] or [[0, BINS - 1]]
+
+    def cost(lo: int, hi: int) -> float:
+        _, _, bits = rc.fit_parameters(sums[lo:hi + 1].sum(keepdims=True), counts[lo:hi + 1].sum(keepdims=True))
+        return float(bits[0]) + GROUP_SIDE_BITS
+
+    while len(groups) > 1:
+        gains = [cost(a[0], a[1]) + cost(b[0], b[1]) - cost(a[0], b[1]) for a, b in zip(groups, groups[1:])]
+        best = int(np.argmax(gains))
+        if gains[best] <= 0:
+            break
+        groups[best] = [groups[best][0], groups[best + 1][1]]
+        del groups[best + 1]
     starts = np.zeros(BINS, dtype=np.int64)
     starts[0] = 1
-    filled = 0
-    for b in range(BINS):
-        if filled >= MIN_GROUP and counts[b:].sum() >= MIN_GROUP:
-            starts[b] = 1
-            filled = 0
-        filled += counts[b]
+    for g in groups[1:]:
+        starts[g[0]] = 1
     return starts
 
 
@@ -148,7 +159,7 @@ def encode_band(out: Symbols, band: np.ndarray, parent: np.ndarray | None, sibli
     act = activity(_shift_rows(mag, 1), _shift_rows(mag, 2), upsample_parent(parent, band.shape),
                    sibling_magnitudes(siblings, band.shape))
     bins = context_bins(act)
-    starts = group_bins(bins)
+    starts = group_bins(band, bins)
     k, a = fit_groups(band, bins, starts)
     out.add(_side_symbols(starts, k, a))
     group_of_bin = np.cumsum(starts) - 1
