@@ -1,0 +1,1 @@
+"""Stand-in for torchvision.transforms: empty, CompressAI only copies its capitalised names."""
