@@ -112,7 +112,7 @@ def encode(x: Any, codec: str | None = None, progress: Progress | None = None, *
     """Encode media into an ncodec stream with the named codec (the media's default if None)."""
     media = to_media(x)
     kind = "image" if isinstance(media, Image) else "audio"
-    name = codec or default_codec(kind)
+    name = codec or default_codec(kind, media)
     impl = get_codec(name, **options)
     if impl.media != kind:
         raise MediaError(f"codec {name!r} takes {impl.media}, but this input is {kind}")

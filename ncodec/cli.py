@@ -63,7 +63,7 @@ def cmd_compress(args: argparse.Namespace) -> None:
     if args.input != "-":
         media.source = {"type": "file", "suffix": Path(args.input).suffix.lower()[:16], "name": Path(args.input).name[:255]}
     kind = "image" if isinstance(media, Image) else "audio"
-    name = args.codec or default_codec(kind)
+    name = args.codec or default_codec(kind, media)
     options = _parse_options(args.option)
     if args.quality is not None:
         options["quality"] = args.quality

@@ -8,13 +8,18 @@ from typing import Any, Callable, TypeVar
 from .errors import UnknownCodecError
 
 _CODECS: dict[str, type] = {}
-_DEFAULTS: dict[str, str] = {}
+_DEFAULTS: dict[str, list[tuple[int, str]]] = {}  # media kind -> (priority, codec name)
 _BUILTINS_LOADED = False
 C = TypeVar("C", bound=type)
 
 
-def register(*, default_for: str | None = None) -> Callable[[C], C]:
-    """Class decorator adding a codec under its ``name`` (and as the default for a media kind)."""
+def register(*, default_for: str | None = None, priority: int = 0) -> Callable[[C], C]:
+    """Class decorator adding a codec under its ``name``, and as a default for a media kind.
+
+    Several codecs may be defaults for one kind: the one with the highest ``priority`` whose
+    ``accepts(media)`` holds is used (e.g. the learned image codec for 8-bit RGB when its
+    weights are installed, the lossless wavelet codec for 16-bit or alpha).
+    """
 
     def add(cls: C) -> C:
         name = cls.name
@@ -22,7 +27,8 @@ def register(*, default_for: str | None = None) -> Callable[[C], C]:
             raise ValueError(f"codec name {name!r} is registered twice")
         _CODECS[name] = cls
         if default_for:
-            _DEFAULTS[default_for] = name
+            _DEFAULTS.setdefault(default_for, []).append((priority, name))
+            _DEFAULTS[default_for].sort(key=lambda pn: -pn[0])
         return cls
 
     return add
@@ -50,12 +56,17 @@ def get_codec(name: str, **options: Any) -> Any:
     return codec_class(name)(**options)
 
 
-def default_codec(media: str) -> str:
-    """The codec used for a media kind when none is named."""
+def default_codec(media: str, item: Any = None) -> str:
+    """The codec used for a media kind when none is named; with ``item`` (the media itself), the
+    first default, by priority, whose ``accepts(item)`` is true."""
     _load_builtins()
     if media not in _DEFAULTS:
         raise UnknownCodecError(f"no codec for {media} is available yet")
-    return _DEFAULTS[media]
+    for _, name in _DEFAULTS[media]:
+        accepts = getattr(_CODECS[name], "accepts", None)
+        if item is None or accepts is None or accepts(item):
+            return name
+    return _DEFAULTS[media][-1][1]
 
 
 @dataclass(frozen=True)
@@ -73,6 +84,7 @@ class CodecInfo:
 def list_codecs() -> list[CodecInfo]:
     """Every registered codec, sorted by media then name."""
     _load_builtins()
-    out = [CodecInfo(n, c.media, c.pretrained, c.lossless, _DEFAULTS.get(c.media) == n, c.description)
+    firsts = {kind: names[0][1] for kind, names in _DEFAULTS.items()}
+    out = [CodecInfo(n, c.media, c.pretrained, c.lossless, firsts.get(c.media) == n, c.description)
            for n, c in _CODECS.items()]
     return sorted(out, key=lambda i: (i.media, i.name))

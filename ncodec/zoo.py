@@ -1,4 +1,13 @@
-"""Load CompressAI's image models (zoo names and qualities) into ncodec's implementations.
+"""The model zoo: ncodec's learned image models from local safetensors files, and CompressAI's
+zoo models (names and qualities) loaded into ncodec's implementations.
+
+Zoo files are ``<name>-q<quality>.safetensors`` whose safetensors metadata says
+``architecture``, ``N``, ``M`` (and ``K`` for the mixture model), as `scripts/train_image.py`
+writes them. They are looked up, in order, in the folders of ``$NCODEC_MODELS``
+(``os.pathsep``-separated), ``~/.cache/ncodec/models`` and the weights bundled with the
+package (``ncodec/weights``). Nothing is ever downloaded.
+
+CompressAI:
 
     model = from_compressai("bmshj2018-hyperprior-3-6d87be32.pth.tar", "bmshj2018-hyperprior", 3)
 
@@ -13,17 +22,22 @@ Nothing is downloaded: pass a state dict or a local path.
 """
 from __future__ import annotations
 
+import hashlib
 import os
+import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Union
 
 import torch
 from torch import Tensor
 
-from .codecs.image.models import FactorizedPrior, ImageCompressionModel, MeanScaleHyperprior, ScaleHyperprior
+from .codecs.image.models import (FactorizedPrior, GaussianMixtureHyperprior, ImageCompressionModel,
+                                  MeanScaleHyperprior, ScaleHyperprior)
 from .errors import ModelFileError
 
-__all__ = ["ARCHITECTURES", "CONFIGS", "compressai_config", "from_compressai", "load_weights"]
+__all__ = ["ARCHITECTURES", "CONFIGS", "MODELS_ENV", "ZooModel", "build_model", "compressai_config", "architecture_name", "find_model",
+           "from_compressai", "load_model", "load_weights", "model_dirs", "save_model", "state_dict_hash", "zoo_models"]
 
 StateDictOrPath = Union[Mapping[str, Any], str, os.PathLike]
 
@@ -32,6 +46,15 @@ ARCHITECTURES: dict[str, type[ImageCompressionModel]] = {
     "bmshj2018-hyperprior": ScaleHyperprior,
     "mbt2018-mean": MeanScaleHyperprior,
 }
+
+#: Every architecture ncodec builds (the CompressAI ones plus the mixture model).
+ALL_ARCHITECTURES: dict[str, type[ImageCompressionModel]] = {**ARCHITECTURES,
+                                                              "gmm-hyperprior": GaussianMixtureHyperprior}
+MODELS_ENV = "NCODEC_MODELS"
+BUNDLED_DIR = Path(__file__).resolve().parent / "weights"
+MAX_CHANNELS = 1024          # N, M beyond this in a file's metadata are refused (no huge allocations)
+MAX_MIXTURE = 16
+_ZOO_FILE = re.compile(r"(?P<name>[A-Za-z0-9_.-]+?)-q(?P<quality>\d{1,2})\.safetensors")
 
 _SMALL, _LARGE = (128, 192), (192, 320)
 #: (N, M) per quality, as in CompressAI's ``compressai.zoo.image.cfgs``.
@@ -143,3 +166,154 @@ def from_compressai(state_dict_or_path: StateDictOrPath, architecture: str, qual
         raise ModelFileError(f"cannot load the weights into {architecture} quality {quality}: {exc}") from exc
     model.update(force=True)  # ncodec tables from the loaded densities, whatever the dict carried
     return model.eval()
+
+
+# ------------------------------------------------------------------ the local zoo
+@dataclass(frozen=True)
+class ZooModel:
+    """A model file of the zoo: its name and quality (from the file name) and architecture (from its metadata)."""
+
+    name: str
+    quality: int
+    architecture: str
+    N: int
+    M: int
+    K: int | None
+    path: Path
+
+
+def model_dirs() -> list[Path]:
+    """The folders searched for zoo files, in priority order ($NCODEC_MODELS, the user cache, bundled)."""
+    env = [Path(p).expanduser() for p in os.environ.get(MODELS_ENV, "").split(os.pathsep) if p]
+    return env + [Path("~/.cache/ncodec/models").expanduser(), BUNDLED_DIR]
+
+
+def _architecture_of(meta: Mapping[str, str], where: str) -> tuple[str, int, int, int | None]:
+    """(architecture, N, M, K) from a weights file's metadata, validated (bounded sizes)."""
+    arch = meta.get("architecture")
+    if arch not in ALL_ARCHITECTURES:
+        raise ModelFileError(f"{where}: metadata names no known architecture ({arch!r}); "
+                             f"expected one of {', '.join(ALL_ARCHITECTURES)}")
+    try:
+        n, m = int(meta["N"]), int(meta["M"])
+        k = int(meta["K"]) if arch == "gmm-hyperprior" else None
+    except (KeyError, ValueError):
+        raise ModelFileError(f"{where}: metadata lacks integer N and M (and K for gmm-hyperprior)") from None
+    if not (1 <= n <= MAX_CHANNELS and 1 <= m <= MAX_CHANNELS) or (k is not None and not 1 <= k <= MAX_MIXTURE):
+        raise ModelFileError(f"{where}: implausible sizes N={n}, M={m}, K={k}")
+    return arch, n, m, k
+
+
+def _read_metadata(path: Path) -> dict[str, str]:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return dict(f.metadata() or {})
+    except Exception as exc:  # safetensors raises its own error types on a bad header
+        raise ModelFileError(f"cannot read {path} as safetensors: {exc}") from exc
+
+
+def zoo_models() -> list[ZooModel]:
+    """Every zoo file found (a name and quality found twice: the first folder wins); unreadable files are skipped."""
+    seen: dict[tuple[str, int], ZooModel] = {}
+    for folder in model_dirs():
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.glob("*.safetensors")):
+            match = _ZOO_FILE.fullmatch(path.name)
+            if not match:
+                continue
+            key = (match["name"], int(match["quality"]))
+            if key in seen:
+                continue
+            try:
+                arch, n, m, k = _architecture_of(_read_metadata(path), str(path))
+            except ModelFileError:
+                continue
+            seen[key] = ZooModel(key[0], key[1], arch, n, m, k, path)
+    return sorted(seen.values(), key=lambda z: (z.name, z.quality))
+
+
+def find_model(name: str, quality: int | None = None) -> ZooModel:
+    """The zoo file of model ``name`` at ``quality`` (None: its middle quality); ModelFileError if absent."""
+    found = [z for z in zoo_models() if z.name == name]
+    if not found:
+        names = sorted({z.name for z in zoo_models()})
+        raise ModelFileError(f"model {name!r} is not in the zoo (searched {', '.join(map(str, model_dirs()))}); "
+                             f"available: {', '.join(names) or 'none'}; or pass a .safetensors path")
+    if quality is None:
+        return found[(len(found) - 1) // 2]
+    for z in found:
+        if z.quality == int(quality):
+            return z
+    raise ModelFileError(f"model {name!r} has no quality {quality}; available: {[z.quality for z in found]}")
+
+
+def build_model(architecture: str, N: int, M: int, K: int | None = None) -> ImageCompressionModel:
+    """An untrained model of a named architecture."""
+    if architecture not in ALL_ARCHITECTURES:
+        raise ModelFileError(f"unknown architecture {architecture!r}; known: {', '.join(ALL_ARCHITECTURES)}")
+    cls = ALL_ARCHITECTURES[architecture]
+    return cls(N, M, K) if cls is GaussianMixtureHyperprior and K is not None else cls(N, M)
+
+
+def state_dict_hash(state_dict: Mapping[str, Tensor]) -> str:
+    """SHA-256 over names, dtypes, shapes and bytes of a state dict (sorted): the model's identity in streams."""
+    h = hashlib.sha256()
+    for key in sorted(state_dict):
+        value = state_dict[key].detach().to("cpu").contiguous()
+        h.update(f"{key}|{value.dtype}|{tuple(value.shape)}\n".encode())
+        h.update(value.reshape(-1).view(torch.uint8).numpy().tobytes() if value.numel() else b"")
+    return h.hexdigest()
+
+
+def architecture_name(model: ImageCompressionModel) -> str:
+    """The zoo architecture name of a model instance."""
+    for name, cls in ALL_ARCHITECTURES.items():
+        if type(model) is cls:
+            return name
+    raise ModelFileError(f"{type(model).__name__} is not a zoo architecture")
+
+
+def save_model(model: ImageCompressionModel, path: str | os.PathLike, **metadata: str) -> None:
+    """Write a model's state dict (coding tables built first) as a zoo file, atomically, with the
+    metadata `load_model` reads (architecture, N, M, K) plus ``metadata``."""
+    from safetensors.torch import save_file
+
+    model.update()
+    meta = {**{k: str(v) for k, v in metadata.items()}, "architecture": architecture_name(model),
+            "N": str(model.N), "M": str(model.M)}
+    if isinstance(model, GaussianMixtureHyperprior):
+        meta["K"] = str(model.K)
+    path = Path(path)
+    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(state, str(tmp), metadata=meta)
+    os.replace(tmp, path)
+
+
+def load_model(path: str | os.PathLike) -> tuple[ImageCompressionModel, dict[str, Any]]:
+    """A model (eval mode) from an ncodec weights file, and its facts: architecture, N, M, K, hash.
+
+    The architecture comes from the file's metadata; the coding tables stored in the file are
+    kept (they are part of the model's identity); a file without them gets them built.
+    """
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        raise ModelFileError(f"{path}: ncodec model files are .safetensors (convert CompressAI files with "
+                             f"ncodec.zoo.from_compressai and save_file)")
+    if not path.is_file():
+        raise ModelFileError(f"model file not found: {path}")
+    arch, n, m, k = _architecture_of(_read_metadata(path), str(path))
+    state = load_weights(path)
+    model = build_model(arch, n, m, k)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise ModelFileError(f"{path}: the weights do not fit {arch} N={n} M={m}: {exc}") from exc
+    if not all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point()):
+        raise ModelFileError(f"{path}: the weights hold NaN or infinite values")
+    model.update()  # builds tables only where the file had none
+    model.eval()
+    return model, {"architecture": arch, "N": n, "M": m, "K": k, "hash": state_dict_hash(model.state_dict())}

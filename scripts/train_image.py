@@ -24,6 +24,7 @@ from PIL import Image as PILImage
 
 from ncodec.codecs.image import models
 from ncodec.progress import Progress
+from ncodec.zoo import load_weights, save_model
 
 LAMBDAS = {1: 0.0018, 2: 0.0035, 3: 0.0067, 4: 0.0130, 5: 0.0250, 6: 0.0483, 7: 0.0932, 8: 0.1800}
 ARCHS = {"bmshj2018-factorized": models.FactorizedPrior, "bmshj2018-hyperprior": models.ScaleHyperprior,
@@ -61,7 +62,7 @@ def rd_loss(model: torch.nn.Module, x: torch.Tensor, lmbda: float) -> tuple[torc
     pixels = x.shape[0] * x.shape[2] * x.shape[3]
     bpp = sum(torch.log(l).sum() for l in out["likelihoods"].values()) / (-math.log(2) * pixels)
     mse = torch.mean((out["x_hat"].float() - x) ** 2)
-    return lmbda * 255 ** 2 * mse + bpp, float(bpp), float(mse)
+    return lmbda * 255 ** 2 * mse + bpp, float(bpp.detach()), float(mse.detach())
 
 
 @torch.no_grad()
@@ -83,16 +84,6 @@ def validate(model: torch.nn.Module, images: list[np.ndarray], device: torch.dev
     return {"bpp": float(np.mean(bpps)), "psnr": float(np.mean(psnrs))}
 
 
-def save_weights(model: torch.nn.Module, path: Path, meta: dict[str, str]) -> None:
-    """The state dict as safetensors (no pickle), with the architecture and training facts as metadata."""
-    from safetensors.torch import save_file
-
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    tmp = path.with_suffix(".tmp")
-    save_file(state, str(tmp), metadata=meta)
-    tmp.replace(path)
-
-
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", required=True, help="folder of training images")
@@ -106,6 +97,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--crop", type=int, default=256)
     p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--lr-drop", type=float, default=0.8,
+                   help="divide the learning rate by 10 after this fraction of the steps")
+    p.add_argument("--init", help="start from these weights (safetensors), e.g. another quality's, to fine-tune")
     p.add_argument("--val-every", type=int, default=1000)
     p.add_argument("--val-max", type=int, default=4, help="validation images (the first N)")
     p.add_argument("--amp", action="store_true", help="mixed precision (bf16 on CPU, fp16 on CUDA)")
@@ -120,6 +114,8 @@ def main(argv: list[str] | None = None) -> None:
     torch.manual_seed(args.seed)
     gen = np.random.default_rng(args.seed)
     model = ARCHS[args.arch](args.N, args.M).to(device)
+    if args.init:
+        model.load_state_dict(load_weights(args.init))
     aux_params = [p for n, p in model.named_parameters() if n.endswith("quantiles")]
     main_params = [p for n, p in model.named_parameters() if not n.endswith("quantiles")]
     opt = torch.optim.Adam(main_params, lr=args.lr)
@@ -144,6 +140,8 @@ def main(argv: list[str] | None = None) -> None:
     started = time.monotonic()
     with Progress(args.steps - step, f"train {args.arch} q{args.quality}") as bar:
         while step < args.steps:
+            for group in opt.param_groups:
+                group["lr"] = args.lr * (0.1 if step >= args.lr_drop * args.steps else 1.0)
             x = random_crops(train_images, args.batch, args.crop, gen).to(device)
             with torch.autocast(device.type, dtype=amp_dtype, enabled=args.amp):
                 loss, bpp, mse = rd_loss(model, x, lmbda)
@@ -169,9 +167,8 @@ def main(argv: list[str] | None = None) -> None:
                 torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "aux_opt": aux_opt.state_dict(),
                             "step": step}, ckpt)
     model.update(force=True)
-    meta = {"architecture": args.arch, "N": str(args.N), "M": str(args.M), "quality": str(args.quality),
-            "lambda": str(lmbda), "steps": str(step), "data": str(args.data)}
-    save_weights(model, out / "weights.safetensors", meta)
+    save_model(model, out / "weights.safetensors", quality=args.quality, **{"lambda": lmbda}, steps=step,
+               data=Path(args.data).name)
     print(f"saved {out / 'weights.safetensors'}", flush=True)
 
 

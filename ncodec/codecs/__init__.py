@@ -2,3 +2,4 @@
 from .audio import lossless as _audio_lossless  # noqa: F401
 from .image import wavelet_lossless as _wavelet_lossless  # noqa: F401
 from .image import wavelet_lossy as _wavelet_lossy  # noqa: F401
+from .image import learned as _learned  # noqa: F401

@@ -109,7 +109,12 @@ class ImageCompressionModel(nn.Module):
         has ``x``'s size; likelihoods cover the padded image's latents.
         """
         y_hat, likelihoods = self._latent_forward(self.g_a(self.pad(x)))
-        return {"x_hat": crop(self.g_s(y_hat), x.shape[-2:]), "likelihoods": likelihoods}
+        return {"x_hat": crop(self.g_s(self._synthesis_input(y_hat)), x.shape[-2:]), "likelihoods": likelihoods}
+
+    def _synthesis_input(self, y_hat: Tensor) -> Tensor:
+        """``y_hat`` in g_s's dtype (exact entropy parameters make float64 means, hence float64 y_hat)."""
+        dtype = next(self.g_s.parameters()).dtype
+        return y_hat if y_hat.dtype == dtype else y_hat.to(dtype)
 
     @torch.no_grad()
     def compress(self, x: Tensor) -> dict[str, Any]:
@@ -121,7 +126,7 @@ class ImageCompressionModel(nn.Module):
     def decompress(self, strings: Strings, shape: Size, size: Size | None = None) -> dict[str, Tensor]:
         """``{"x_hat"}`` in [0, 1] from `compress`'s strings and shape, cropped to ``size`` when given."""
         y_hat = self._latent_decompress(strings, [int(s) for s in shape])
-        return {"x_hat": crop(self.g_s(y_hat).clamp_(0, 1), size)}
+        return {"x_hat": crop(self.g_s(self._synthesis_input(y_hat)).clamp_(0, 1), size)}
 
     def _latent_forward(self, y: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         """(y_hat, likelihoods) for the training / evaluation pass."""
