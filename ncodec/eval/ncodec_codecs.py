@@ -10,7 +10,9 @@ from .codec import EvalCodec, Knob
 
 class NcodecEvalCodec(EvalCodec):
     """A registry codec: lossless ones give one point; lossy ones either take the target rate as an
-    option (class attribute ``eval_rate_option``, e.g. "bpp") or expose ``quality_range`` as their knob."""
+    option (class attribute ``eval_rate_option``, e.g. "bpp"), expose ``quality_range`` as their knob,
+    or list discrete settings (classmethod ``eval_fixed_points()``, e.g. the qualities of installed
+    models); ``eval_version()``, when present, joins the cache key (e.g. the weights' hashes)."""
 
     def __init__(self, name: str):
         cls = codec_class(name)
@@ -22,6 +24,8 @@ class NcodecEvalCodec(EvalCodec):
         self.knob = knob if isinstance(knob, Knob) else None  # type: ignore[misc]
         self._rate_option = getattr(cls, "eval_rate_option", None)
         self.rate_controlled = self._rate_option is not None  # type: ignore[misc]
+        fixed = getattr(cls, "eval_fixed_points", None)
+        self.fixed_points = tuple(fixed()) if callable(fixed) else None  # type: ignore[misc]
         self._cls = cls
 
     def encode(self, media: Any, quality: float | None) -> bytes:
@@ -32,4 +36,5 @@ class NcodecEvalCodec(EvalCodec):
         return api.decode_media(data)
 
     def version(self) -> str:
-        return f"ncodec {__version__}"
+        extra = getattr(self._cls, "eval_version", None)
+        return f"ncodec {__version__}" + (f" {extra()}" if callable(extra) else "")

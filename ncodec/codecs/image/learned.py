@@ -55,7 +55,6 @@ class LearnedImageCodec(Codec):
     pretrained = True
     description = ("lossy images: learned hyperprior-family models (CompressAI-compatible weights), "
                    "entropy parameters exact on every device")
-    eval_rate_option = "quality"
 
     def __init__(self, model: str | os.PathLike | None = None, quality: int | None = None, device: str = "cpu"):
         if quality is not None and (not float(quality).is_integer() or not 0 <= float(quality) <= 99):
@@ -76,6 +75,19 @@ class LearnedImageCodec(Codec):
         if not (isinstance(media, Image) and media.pixels.dtype == np.uint8 and media.channels in (1, 3)):
             return False
         return any(z.name == DEFAULT_MODEL for z in zoo.zoo_models())
+
+    @classmethod
+    def eval_fixed_points(cls) -> list[int]:
+        """The evaluation harness's operating points: every installed quality of the default model."""
+        return [z.quality for z in zoo.zoo_models() if z.name == DEFAULT_MODEL]
+
+    @classmethod
+    def eval_version(cls) -> str:
+        """Part of the harness's cache key: which files the default model's qualities are."""
+        import hashlib
+
+        found = [z for z in zoo.zoo_models() if z.name == DEFAULT_MODEL]
+        return hashlib.sha256(b"".join(z.path.read_bytes() for z in found)).hexdigest()[:16]
 
     # --------------------------------------------------------------- header
     def model_hash(self) -> str | None:

@@ -270,7 +270,7 @@ class HyperpriorModel(ImageCompressionModel):
         """
         net = self.__dict__.get("_h_s_exact")
         if net is None:
-            from .exact import ExactNetwork
+            from ...exact import ExactNetwork
 
             net = ExactNetwork(self.h_s)
             self.__dict__["_h_s_exact"] = net
