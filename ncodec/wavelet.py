@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import product
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -109,13 +109,28 @@ class Subbands:
         return self.low
 
 
+def _forward_1d(x: Tensor, dim: int, lifting: Any) -> tuple[Tensor, Tensor]:
+    """A fixed `Lifting`, or any object with its own ``forward_1d`` (e.g. `LearnedLifting`)."""
+    return forward_1d(x, dim, lifting) if isinstance(lifting, Lifting) else lifting.forward_1d(x, dim)
+
+
+def _inverse_1d(low: Tensor, high: Tensor, dim: int, lifting: Any) -> Tensor:
+    return inverse_1d(low, high, dim, lifting) if isinstance(lifting, Lifting) else lifting.inverse_1d(low, high, dim)
+
+
+def _at_level(lifting: Any, level: int) -> None:
+    """Tell a per-level lifting scheme (one with ``at_level``) which level comes next."""
+    if hasattr(lifting, "at_level"):
+        lifting.at_level(level)
+
+
 def _split(x: Tensor, dims: Sequence[int], lifting: Lifting) -> dict[str, Tensor]:
     """All 2**len(dims) bands of one level; keys read the dims from last to first."""
     bands = {"": x}
     for dim in reversed(dims):
         nxt = {}
         for key, band in bands.items():
-            low, high = forward_1d(band, dim, lifting)
+            low, high = _forward_1d(band, dim, lifting)
             nxt[key + "L"], nxt[key + "H"] = low, high
         bands = nxt
     return bands
@@ -126,7 +141,7 @@ def _merge(bands: dict[str, Tensor], dims: Sequence[int], lifting: Lifting) -> T
         keep = len(dims) - 1 - step
         nxt = {}
         for key in {k[:keep] for k in bands}:
-            nxt[key] = inverse_1d(bands[key + "L"], bands[key + "H"], dim, lifting)
+            nxt[key] = _inverse_1d(bands[key + "L"], bands[key + "H"], dim, lifting)
         bands = nxt
     return bands[""]
 
@@ -137,22 +152,24 @@ def forward(x: Tensor | np.ndarray, levels: int, dims: Sequence[int] = (-2, -1),
     t = torch.as_tensor(x)
     dims = tuple(d % t.ndim for d in dims)
     low, details = t, []
-    for _ in range(levels):
+    for level in range(levels):
         if all(low.shape[d] < 2 for d in dims):
             break
+        _at_level(lifting, level)
         bands = _split(low, dims, lifting)
         low = bands.pop("L" * len(dims))
         details.append(bands)
     if not details:
-        low = low.long() if lifting.integer else (low if low.is_floating_point() else low.double())
+        low = low.long() if getattr(lifting, "integer", True) else (low if low.is_floating_point() else low.double())
     return Subbands(low, details, dims)
 
 
 def inverse(bands: Subbands, lifting: Lifting = LE_GALL_53) -> Tensor:
     """Inverse of `forward`."""
     low = bands.low
-    for level in reversed(bands.details):
-        low = _merge({**level, "L" * len(bands.dims): low}, bands.dims, lifting)
+    for index in reversed(range(len(bands.details))):
+        _at_level(lifting, index)
+        low = _merge({**bands.details[index], "L" * len(bands.dims): low}, bands.dims, lifting)
     return low
 
 
