@@ -169,6 +169,17 @@ def cmd_list(args: argparse.Namespace) -> None:
             flags = ", ".join(f for f, on in (("default", c.default), ("lossless", c.lossless),
                                               ("pretrained", c.pretrained)) if on)
             print(f"{c.name:<20} {c.media:<6} {flags:<28} {c.description}")
+    from . import zoo
+
+    models = zoo.zoo_models()
+    if models and not args.json:
+        print("\nmodels (--model NAME --quality Q; folders: " + ", ".join(map(str, zoo.model_dirs())) + "):")
+    for m in models:
+        if args.json:
+            print(json.dumps({"model": m.name, "quality": m.quality, "architecture": m.architecture, "N": m.N,
+                              "M": m.M, "path": str(m.path)}))
+        else:
+            print(f"  {m.name:<24} q{m.quality:<3} {m.architecture} (N={m.N}, M={m.M})  {m.path}")
 
 
 def cmd_eval(args: argparse.Namespace) -> None:

@@ -220,3 +220,17 @@ def test_cli_round_trip(zoo_dir: Path, tmp_path: Path) -> None:
     subprocess.run(run + ["decompress", str(stream), str(tmp_path / "out.png")], check=True,
                    capture_output=True)
     assert np.asarray(PILImage.open(tmp_path / "out.png")).shape == (64, 80, 3)
+
+
+def test_batches_code_each_image_alone(zoo_dir: Path) -> None:
+    """A batch gives one stream per image, each equal to coding that image by itself."""
+    codec = LearnedImageCodec(model="tiny")
+    a, b = _image(64, 64), np.asarray(PILImage.open(SAMPLE).convert("RGB"))[100:164, 200:264].copy()
+    x = torch.from_numpy(np.stack([a, b])).permute(0, 3, 1, 2).float() / 255
+    enc = codec.net.compress(x)
+    assert [len(s) for s in enc["strings"]] == [2, 2]
+    for i in range(2):
+        alone = codec.net.compress(x[i:i + 1])
+        assert [s[0] for s in alone["strings"]] == [s[i] for s in enc["strings"]]
+    out = codec.net.decompress(enc["strings"], enc["shape"], size=enc["size"])["x_hat"]
+    assert out.shape == x.shape

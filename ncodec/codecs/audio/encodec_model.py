@@ -221,7 +221,8 @@ class SEANetCodecModel(nn.Module):
         return wav if length is None else wav[..., :length]
 
     def forward(self, wav: Tensor, bandwidth: float | None = None) -> Tensor:
-        """Reconstruction of ``wav`` (encode then decode, same length)."""
+        """Reconstruction of ``wav`` (encode then decode, same length); inference only: the codes carry no
+        gradient (train through ``encoder``, ``quantizer(...)`` and ``decoder``)."""
         return self.decode(self.encode(wav, bandwidth))
 
     # ------------------------------------------------------------- weights

@@ -25,7 +25,6 @@ import math
 import re
 from typing import Any, Mapping, Sequence
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import weight_norm
