@@ -4,7 +4,9 @@ Training keeps codes alive and useful: k-means initialisation on the first batch
 exponential-moving-average updates (van den Oord et al. 2017, Razavi et al. 2019) or a
 learned codebook with its codebook loss, dead-code restart from the current batch, L2 or
 cosine distance, optional low-dimensional codes behind linear projections (DAC's factorized
-codes, with ``distance="cosine"`` for its L2-normalised lookup), and the rotation trick
+codes: ``distance="cosine"`` for its L2-normalised lookup, ``normalize_codes=False`` so that
+only the lookup is normalised, ``projection="conv"`` for its 1x1-convolution projections),
+and the rotation trick
 (Fifty et al. 2024) as an alternative to the straight-through estimator.
 """
 from __future__ import annotations
@@ -18,6 +20,7 @@ from torch import Tensor, nn
 from .base import Quantizer, QuantizerOutput, codebook_metrics, from_vectors, straight_through, to_vectors
 
 Distance = Literal["l2", "cosine"]
+Projection = Literal["linear", "conv"]
 
 
 def kmeans_plus_plus(x: Tensor, k: int) -> Tensor:
@@ -74,29 +77,45 @@ def rotate_to(e: Tensor, q: Tensor) -> Tensor:
     return rotated * (q_norm / e_norm)
 
 
+def _project(layer: nn.Module, rows: Tensor) -> Tensor:
+    """``layer`` on rows ``[N, C]``: a 1x1 convolution sees them as one sequence ``[1, C, N]``."""
+    if isinstance(layer, nn.Conv1d):
+        return layer(rows.t()[None])[0].t()
+    return layer(rows)
+
+
 class VectorQuantizer(Quantizer):
     """A codebook of ``codebook_size`` codes over ``dim``-channel inputs; indices ``[B, 1, *pos]``."""
 
     def __init__(self, dim: int, codebook_size: int, codebook_dim: int | None = None, ema: bool = True,
                  decay: float = 0.99, eps: float = 1e-5, kmeans_init: bool = True, kmeans_iters: int = 10,
                  distance: Distance = "l2", commitment_weight: float = 0.25, codebook_weight: float = 1.0,
-                 threshold_dead: float = 2.0, rotation_trick: bool = False):
+                 threshold_dead: float = 2.0, rotation_trick: bool = False, normalize_codes: bool = True,
+                 projection: Projection = "linear"):
         super().__init__(dim, [codebook_size])
         if distance not in ("l2", "cosine"):
             raise ValueError(f'distance must be "l2" or "cosine", got {distance!r}')
+        if projection not in ("linear", "conv"):
+            raise ValueError(f'projection must be "linear" or "conv", got {projection!r}')
         self.codebook_size = int(codebook_size)
         self.codebook_dim = int(codebook_dim or dim)
         self.ema, self.decay, self.eps = bool(ema), float(decay), float(eps)
         self.kmeans_iters = int(kmeans_iters)
         self.cosine = distance == "cosine"
+        # cosine distance: inputs and codes L2-normalised throughout (True), or only inside the
+        # nearest-code search, the raw codebook rows standing for the codes (False, DAC)
+        self.unit_codes = self.cosine and bool(normalize_codes)
         self.commitment_weight, self.codebook_weight = float(commitment_weight), float(codebook_weight)
         self.threshold_dead = float(threshold_dead)
         self.rotation_trick = bool(rotation_trick)
         projected = self.codebook_dim != self.dim
-        self.project_in: nn.Module = nn.Linear(dim, self.codebook_dim) if projected else nn.Identity()
-        self.project_out: nn.Module = nn.Linear(self.codebook_dim, dim) if projected else nn.Identity()
+        # "conv": 1x1 convolutions over the rows as one sequence (DAC's layers: its weights load
+        # as they are, and the arithmetic is its convolution's, so near-tie codes agree too)
+        layer = nn.Linear if projection == "linear" else (lambda i, o: nn.Conv1d(i, o, 1))
+        self.project_in: nn.Module = layer(dim, self.codebook_dim) if projected else nn.Identity()
+        self.project_out: nn.Module = layer(self.codebook_dim, dim) if projected else nn.Identity()
         init = torch.randn(codebook_size, self.codebook_dim)
-        if self.cosine:
+        if self.unit_codes:
             init = F.normalize(init, dim=-1)
         if self.ema:
             self.register_buffer("embed", init)
@@ -125,7 +144,7 @@ class VectorQuantizer(Quantizer):
         n = self.cluster_size.sum()
         smoothed = (self.cluster_size + self.eps) / (n + self.codebook_size * self.eps) * n  # Laplace smoothing
         embed = self.embed_sum / smoothed[:, None]
-        self.embed.copy_(F.normalize(embed, dim=-1) if self.cosine else embed)
+        self.embed.copy_(F.normalize(embed, dim=-1) if self.unit_codes else embed)
 
     @torch.no_grad()
     def _track_usage(self, idx: Tensor) -> None:
@@ -146,7 +165,7 @@ class VectorQuantizer(Quantizer):
         weights = error.clamp_min(0) + 1e-12
         pick = torch.multinomial(weights, count, replacement=z.shape[0] < count)
         fresh = z[pick].to(self.embed.dtype)
-        if self.cosine:
+        if self.unit_codes:
             fresh = F.normalize(fresh, dim=-1)
         self.embed.data[dead] = fresh
         self.cluster_size[dead] = self.threshold_dead
@@ -156,13 +175,13 @@ class VectorQuantizer(Quantizer):
     # -------------------------------------------------------------------- coding
     def _lookup(self, idx: Tensor) -> Tensor:
         codes = F.embedding(idx, self.embed)
-        return F.normalize(codes, dim=-1) if self.cosine and not self.ema else codes
+        return F.normalize(codes, dim=-1) if self.unit_codes and not self.ema else codes
 
     def quantize_rows(self, z: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Quantize projected rows ``[N, codebook_dim]``: (codes with gradient path, indices, loss)."""
         if self.training and not bool(self.initted):
             self._init_codebook(z.detach())
-        if self.cosine:
+        if self.unit_codes:
             z = F.normalize(z, dim=-1)
         idx = nearest(z.detach().float(), self.embed.detach().float(), self.cosine)
         q = self._lookup(idx).to(z.dtype)
@@ -183,15 +202,15 @@ class VectorQuantizer(Quantizer):
 
     def forward(self, x: Tensor) -> QuantizerOutput:
         rows, shape = to_vectors(x)
-        q, idx, loss = self.quantize_rows(self.project_in(rows))
-        out = from_vectors(self.project_out(q), shape)
+        q, idx, loss = self.quantize_rows(_project(self.project_in, rows))
+        out = from_vectors(_project(self.project_out, q), shape)
         indices = from_vectors(idx[:, None], shape)
         return QuantizerOutput(out, indices, loss, codebook_metrics(indices, self.codebook_sizes))
 
     @torch.no_grad()
     def encode(self, x: Tensor) -> Tensor:
         rows, shape = to_vectors(x)
-        z = self.project_in(rows)
+        z = _project(self.project_in, rows)
         if self.cosine:
             z = F.normalize(z, dim=-1)
         return from_vectors(nearest(z.float(), self.embed.float(), self.cosine)[:, None], shape)
@@ -199,4 +218,4 @@ class VectorQuantizer(Quantizer):
     def decode(self, indices: Tensor) -> Tensor:
         self.check_indices(indices)
         rows, shape = to_vectors(indices)
-        return from_vectors(self.project_out(self._lookup(rows[:, 0])), shape)
+        return from_vectors(_project(self.project_out, self._lookup(rows[:, 0])), shape)
