@@ -1,4 +1,4 @@
-"""The ``ncodec`` command: compress, decompress, info, list, bench.
+"""The ``ncodec`` command: compress, decompress, info, list, eval, tokenize, bench.
 
 Exit status: 0 on success, 2 on usage errors, 1 on any other failure with a one-line
 message (``--debug`` shows the traceback).
@@ -108,8 +108,24 @@ def _default_output(args: argparse.Namespace, media: Image | Audio) -> str:
     return str(target)
 
 
+def _decompress_ecdc(args: argparse.Namespace, data: bytes) -> None:
+    """EnCodec's .ecdc files, written as 16-bit PCM as EnCodec's own command does."""
+    from .codecs.audio.ecdc import decode_ecdc
+    from .codecs.audio.neural import from_float
+
+    audio = decode_ecdc(data, model=args.model)
+    audio = Audio(from_float(audio.samples, 16), audio.sample_rate, bit_depth=16)
+    out = args.output or ("-" if args.input == "-" else str(Path(args.input).with_suffix(".wav")))
+    with atomic_output(out, args.force) as f:
+        write_audio(f, audio, "WAV" if out == "-" else audio_format_for(out))
+    if out != "-":
+        _say(args, f"{out}: decoded EnCodec .ecdc file ({len(data)} bytes)")
+
+
 def cmd_decompress(args: argparse.Namespace) -> None:
     data = _read_input(args.input)
+    if data[:4] == b"ECDC":
+        return _decompress_ecdc(args, data)
     if detect_media(data[:8]) != "ncodec":
         raise UsageError(f"{args.input} is not an ncodec stream (compress it first)")
     reader = bitstream.Reader(data)
@@ -180,6 +196,14 @@ def cmd_list(args: argparse.Namespace) -> None:
                               "M": m.M, "path": str(m.path)}))
         else:
             print(f"  {m.name:<24} q{m.quality:<3} {m.architecture} (N={m.N}, M={m.M})  {m.path}")
+    audio = zoo.audio_zoo_models()
+    if audio and not args.json:
+        print("\naudio models (--codec encodec --model NAME):")
+    for a in audio:
+        if args.json:
+            print(json.dumps({"model": a.name, "architecture": a.architecture, "media": "audio", "path": str(a.path)}))
+        else:
+            print(f"  {a.name:<28} {a.architecture:<14} {a.path}")
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
@@ -201,6 +225,24 @@ def cmd_eval(args: argparse.Namespace) -> None:
 
         ylabel = {"image": "PSNR (dB)", "audio": "mel distance", "video": "PSNR (dB)"}[args.media]
         rd_plot(curves(result), xlabel=result["rate"], ylabel=ylabel, path=args.plot)
+
+
+def cmd_tokenize(args: argparse.Namespace) -> None:
+    from .codecs.audio.neural import NeuralAudioCodec
+    from .tokenizers.folder import tokenize_folder
+    from .tokenizers.tokenizer import Tokenizer
+
+    codec = NeuralAudioCodec(model=args.model, bandwidth=args.bandwidth, device=args.device)
+    tokenizer = Tokenizer(codec, bandwidth=codec.bandwidth)
+    with Progress(1.0, f"tokenize {codec.facts['name']}", enabled=None if not args.quiet else False) as progress:
+        summary = tokenize_folder(args.folder, args.out, tokenizer, codec.facts["name"], str(codec.model_hash()),
+                                  batch_size=args.batch_size, batch_seconds=args.batch_seconds, force=args.force,
+                                  progress=progress, warn=lambda m: _say(args, m))
+    seconds = summary.frames / tokenizer.frame_rate
+    _say(args, f"{args.out}: {summary.files} files ({summary.new} new), {summary.frames} frames = {seconds:.1f} s of "
+               f"{tokenizer.num_codebooks} codebooks at {tokenizer.frame_rate} Hz ({tokenizer.bandwidth:g} kbps, "
+               f"model {codec.facts['name']})" + (f"; {len(summary.failed)} unreadable files skipped"
+                                                   if summary.failed else ""))
 
 
 def cmd_bench(args: argparse.Namespace) -> None:
@@ -225,8 +267,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("-f", "--force", action="store_true", help="overwrite the output if it exists")
     c.set_defaults(func=cmd_compress)
 
-    d = sub.add_parser("decompress", help="decode an ncodec stream into PNG / WAV / FLAC")
-    d.add_argument("input", help="ncodec stream, or - for stdin")
+    d = sub.add_parser("decompress", help="decode an ncodec stream (or an EnCodec .ecdc file) into PNG / WAV / FLAC")
+    d.add_argument("input", help="ncodec stream or .ecdc file, or - for stdin")
     d.add_argument("output", nargs="?", help="output file (default: beside the input; - for stdout)")
     d.add_argument("--model", help="weights the stream was made with, when they are not in the zoo")
     d.add_argument("-f", "--force", action="store_true", help="overwrite the output if it exists")
@@ -255,6 +297,18 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--max-seconds", type=float, help="audio: only the first S seconds of each file")
     e.add_argument("--max-frames", type=int, help="video: only the first N frames of each clip")
     e.set_defaults(func=cmd_eval)
+
+    t = sub.add_parser("tokenize", help="tokenize a folder of audio files (WAV / FLAC / OGG / Opus) with a neural "
+                       "codec into one safetensors file of codes; resumes after interruption")
+    t.add_argument("folder", help="folder searched recursively for audio files")
+    t.add_argument("--out", required=True, help="output .safetensors file (codes/<path> int16 [K, T] per file)")
+    t.add_argument("--model", help="audio model: zoo name or weights path (default: encodec_24khz)")
+    t.add_argument("--bandwidth", type=float, help="kbps, one of the model's (default: 6 where it has it)")
+    t.add_argument("--device", default="cpu", help="torch device, e.g. cuda (default: cpu)")
+    t.add_argument("--batch-size", type=int, default=16, help="files coded together (default: 16)")
+    t.add_argument("--batch-seconds", type=float, default=600.0, help="most audio in one batch (default: 600 s)")
+    t.add_argument("-f", "--force", action="store_true", help="start over: ignore earlier and partial results")
+    t.set_defaults(func=cmd_tokenize)
 
     b = sub.add_parser("bench", help="benchmarks: entropy (the rANS core vs constriction), lossless-audio (vs FLAC)")
     b.add_argument("what", choices=["entropy", "lossless-audio"])

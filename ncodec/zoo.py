@@ -5,7 +5,9 @@ Zoo files are ``<name>-q<quality>.safetensors`` whose safetensors metadata says
 ``architecture``, ``N``, ``M`` (and ``K`` for the mixture model), as `scripts/train_image.py`
 writes them. They are looked up, in order, in the folders of ``$NCODEC_MODELS``
 (``os.pathsep``-separated), ``~/.cache/ncodec/models`` and the weights bundled with the
-package (``ncodec/weights``). Nothing is ever downloaded.
+package (``ncodec/weights``). Nothing is ever downloaded. Audio model files live in the same
+folders as ``<name>.safetensors`` with ``architecture`` ``encodec_24khz``, ``encodec_48khz`` or
+``seanet`` in their metadata (`audio_zoo_models`; `ncodec.codecs.audio.neural` loads them).
 
 CompressAI:
 
@@ -36,8 +38,10 @@ from .codecs.image.models import (FactorizedPrior, GaussianMixtureHyperprior, Im
                                   MeanScaleHyperprior, ScaleHyperprior)
 from .errors import ModelFileError
 
-__all__ = ["ARCHITECTURES", "CONFIGS", "MODELS_ENV", "ZooModel", "build_model", "compressai_config", "architecture_name", "find_model",
-           "from_compressai", "load_model", "load_weights", "model_dirs", "save_model", "state_dict_hash", "zoo_models"]
+__all__ = ["ARCHITECTURES", "AUDIO_ARCHITECTURES", "AudioZooModel", "CONFIGS", "MODELS_ENV", "ZooModel",
+           "audio_zoo_models", "build_model", "find_audio_model", "compressai_config", "architecture_name",
+           "find_model", "from_compressai", "load_model", "load_weights", "model_dirs", "save_model",
+           "state_dict_hash", "zoo_models"]
 
 StateDictOrPath = Union[Mapping[str, Any], str, os.PathLike]
 
@@ -248,6 +252,48 @@ def find_model(name: str, quality: int | None = None) -> ZooModel:
         if z.quality == int(quality):
             return z
     raise ModelFileError(f"model {name!r} has no quality {quality}; available: {[z.quality for z in found]}")
+
+
+# ------------------------------------------------------------ audio models
+#: Architectures of neural audio model files (`ncodec.codecs.audio.neural` builds them).
+AUDIO_ARCHITECTURES = ("encodec_24khz", "encodec_48khz", "seanet")
+
+
+@dataclass(frozen=True)
+class AudioZooModel:
+    """An audio model file of the zoo: ``<name>.safetensors`` whose metadata names an audio architecture."""
+
+    name: str
+    architecture: str
+    path: Path
+
+
+def audio_zoo_models() -> list[AudioZooModel]:
+    """Every audio model file found (a name found twice: the first folder wins); image files are not listed."""
+    seen: dict[str, AudioZooModel] = {}
+    for folder in model_dirs():
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.glob("*.safetensors")):
+            if path.stem in seen:
+                continue
+            try:
+                arch = _read_metadata(path).get("architecture")
+            except ModelFileError:
+                continue
+            if arch in AUDIO_ARCHITECTURES:
+                seen[path.stem] = AudioZooModel(path.stem, arch, path)
+    return sorted(seen.values(), key=lambda z: z.name)
+
+
+def find_audio_model(name: str) -> AudioZooModel:
+    """The zoo file of audio model ``name``; ModelFileError if absent."""
+    for z in audio_zoo_models():
+        if z.name == name:
+            return z
+    names = ", ".join(z.name for z in audio_zoo_models()) or "none"
+    raise ModelFileError(f"audio model {name!r} is not in the zoo (searched {', '.join(map(str, model_dirs()))}); "
+                         f"available: {names}; or pass a .safetensors / EnCodec .th path")
 
 
 def build_model(architecture: str, N: int, M: int, K: int | None = None) -> ImageCompressionModel:

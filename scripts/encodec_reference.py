@@ -21,6 +21,10 @@ model, without pickle:
   whole input), and for each bandwidth ``<bw>``: ``bw<bw>.codes`` (the segments' codes
   concatenated along time), ``bw<bw>.scales`` (per segment, normalising models only),
   ``bw<bw>.decoded`` (``model.decode``, untrimmed) and ``bw<bw>.output`` (``model(x)``);
+- ``<model>.ecdc``: the first batch element compressed by ``encodec.compress.compress`` with
+  ``use_lm=False`` at ``ECDC_BANDWIDTH`` kbps, and in the npz ``ecdc.codes`` (``[1, K, frames]``,
+  what ``model.encode`` gave for it), ``ecdc.scales`` (normalising models) and ``ecdc.decoded``
+  (``model.decode`` of those codes, trimmed to the input's length, as ``decompress`` returns it);
 - ``manifest.json``: EnCodec / torch / numpy versions and, per model, its settings, the
   bandwidths with their codebook counts, the smallest relative gap between the nearest and
   second-nearest code over all coded vectors (how far the codes are from a tie) and the
@@ -39,10 +43,12 @@ import torch
 
 import encodec
 from encodec import EncodecModel
+from encodec.compress import compress
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = {"encodec_24khz": EncodecModel.encodec_model_24khz, "encodec_48khz": EncodecModel.encodec_model_48khz}
 BANDWIDTHS = {"encodec_24khz": [1.5, 24.0], "encodec_48khz": [3.0, 24.0]}  # lowest and highest of each
+ECDC_BANDWIDTH = 6.0
 
 
 def resample(x: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
@@ -181,6 +187,24 @@ def reference(model: EncodecModel, x: torch.Tensor, bandwidths: list[float]) -> 
     return arrays
 
 
+@torch.no_grad()
+def ecdc_reference(model: EncodecModel, wav: torch.Tensor, path: Path) -> dict[str, np.ndarray]:
+    """Write ``wav`` ``[C, T]`` as an .ecdc file (no language model); its codes, scales and decoding.
+
+    A model built with ``pretrained=False`` is named ``"unset"``, which ``compress`` refuses; it
+    gets the name of the architecture it has (the file names the model it was made with).
+    """
+    model.set_target_bandwidth(ECDC_BANDWIDTH)
+    model.name = path.stem
+    path.write_bytes(compress(model, wav, use_lm=False))
+    frames = model.encode(wav[None])
+    arrays = {"ecdc.codes": torch.cat([codes for codes, _ in frames], dim=-1).numpy().astype(np.int64),
+              "ecdc.decoded": model.decode(frames)[0, :, :wav.shape[-1]].numpy()}
+    if model.normalize:
+        arrays["ecdc.scales"] = torch.cat([scale for _, scale in frames], dim=1).numpy()
+    return arrays
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", required=True, type=Path, help="folder for the references")
@@ -205,6 +229,7 @@ def main(argv: list[str] | None = None) -> None:
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
         save_file(state, str(args.out / f"{name}.safetensors"), metadata={"encodec": encodec.__version__})
         arrays = reference(model, x, BANDWIDTHS[name])
+        arrays.update(ecdc_reference(model, x[0], args.out / f"{name}.ecdc"))
         np.savez(args.out / f"{name}.npz", **arrays)
         levels = {str(bw): model.quantizer.get_num_quantizers_for_bandwidth(model.frame_rate, bw)
                   for bw in BANDWIDTHS[name]}
@@ -217,6 +242,9 @@ def main(argv: list[str] | None = None) -> None:
                  "batch": int(x.shape[0]), "frames": int(top.shape[-1]),
                  "distinct_codes_per_level": [int(len(np.unique(top[:, k]))) for k in range(top.shape[1])]}
         entry["min_code_margin"], entry["residual_energy"] = code_margin(model, x, model.quantizer.n_q)
+        entry["ecdc"] = {"file": f"{name}.ecdc", "bandwidth": ECDC_BANDWIDTH, "use_lm": False,
+                         "codebooks": int(arrays["ecdc.codes"].shape[1]),
+                         "bytes": (args.out / f"{name}.ecdc").stat().st_size}
         entries.append(entry)
         print(f"{name}: codes {list(top.shape)}, min code margin {entry['min_code_margin']:.3g}, "
               f"residual energy after {model.quantizer.n_q} levels {entry['residual_energy']:.3g}, "

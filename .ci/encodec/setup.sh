@@ -11,8 +11,9 @@
 # soundfile reads samples/speech.flac and safetensors writes the state dicts. The venv is
 # reused when it already holds this exact package set.
 #
-# REFS_DIR (default: <venv>/refs) receives state dicts and reference outputs; the last
-# line printed is that folder, to pass to the tests as NCODEC_ENCODEC_REFS.
+# REFS_DIR (default: <venv>/refs) receives state dicts, reference outputs and .ecdc files
+# written by EnCodec's own compress (use_lm=False); the last line printed is that folder, to
+# pass to the tests (test_encodec_compat.py, test_ecdc.py) as NCODEC_ENCODEC_REFS.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"

@@ -1,0 +1,206 @@
+"""`Tokenizer`: waveforms at any rate and channel count <-> codec tokens ``LongTensor [B, K, T]``.
+
+``Tokenizer(model, bandwidth=6.0).encode(wav, sample_rate)`` resamples to the model's rate
+(`ncodec.resample`), maps the channels (mono models average, stereo models duplicate mono),
+and returns the codes of the first K codebooks the bandwidth allows; ``decode(codes)`` gives
+the waveform ``[B, channels, samples]`` at the model's rate. Causal models code long inputs a
+chunk at a time (`StreamingSEANet`, the same codes as one call); normalising (segmented)
+models need the per-segment volumes to decode at the right loudness: `encode_with_scales`
+returns them, and `decode` without them uses unit volumes. `encode_batch` codes a list of
+signals of different lengths together (see its notes), as ``ncodec tokenize`` does.
+``pattern(name)`` gives the interleaving patterns of `ncodec.tokenizers.patterns` for the
+tokenizer's number of codebooks.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..codecs.audio.encodec_model import EncodedAudio, SEANetCodecModel
+from ..codecs.audio.neural import NeuralAudioCodec, downmix
+from ..codecs.audio.streaming import StreamingSEANet, encode_segment, is_streamable
+from ..resample import Resampler
+from .patterns import Pattern, get_pattern
+
+__all__ = ["Tokenizer"]
+
+CHUNK_SECONDS = 30.0  # causal models code longer inputs in chunks of this length
+
+
+def _as_batch(wav: Any) -> Tensor:
+    """``[T]`` / ``[C, T]`` / ``[B, C, T]`` (tensor or array, float or integer PCM) as float ``[B, C, T]``."""
+    x = wav if isinstance(wav, Tensor) else torch.from_numpy(np.asarray(wav))
+    if not x.is_floating_point():
+        info = torch.iinfo(x.dtype)
+        x = x.float() / float(-info.min if info.min < 0 else info.max)
+    if x.ndim == 1:
+        x = x[None, None]
+    elif x.ndim == 2:
+        x = x[None]
+    if x.ndim != 3 or x.shape[-1] < 1:
+        raise ValueError(f"expected a waveform [T], [C, T] or [B, C, T] with T >= 1, got {tuple(x.shape)}")
+    return x.float()
+
+
+class Tokenizer:
+    """Audio <-> tokens with a `SEANetCodecModel` (or an ``encodec`` codec, a zoo name or a weights path)."""
+
+    def __init__(self, codec_or_model: SEANetCodecModel | NeuralAudioCodec | str | os.PathLike,
+                 bandwidth: float | None = None, device: str | torch.device | None = None):
+        if isinstance(codec_or_model, SEANetCodecModel):
+            model = codec_or_model
+        else:
+            codec = codec_or_model if isinstance(codec_or_model, NeuralAudioCodec) else \
+                NeuralAudioCodec(model=codec_or_model, bandwidth=bandwidth)
+            model = codec.net
+            if bandwidth is None and codec.requested is not None:
+                bandwidth = codec.requested
+        self.model = model.eval()
+        if device is not None:
+            self.model.to(device)
+        if bandwidth is None:
+            bandwidth = 6.0 if 6.0 in model.target_bandwidths else min(model.target_bandwidths)
+        self.num_codebooks = model.num_codebooks(bandwidth)  # validates
+        self.bandwidth = float(bandwidth)
+
+    # ------------------------------------------------------------ facts
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def sample_rate(self) -> int:
+        return self.model.sample_rate
+
+    @property
+    def channels(self) -> int:
+        return self.model.channels
+
+    @property
+    def frame_rate(self) -> int:
+        return self.model.frame_rate
+
+    @property
+    def codebook_size(self) -> int:
+        return 1 << self.model.bits_per_codebook
+
+    def pattern(self, name: str, **options: Any) -> Pattern:
+        """The interleaving pattern ``name`` (parallel, delay, flatten, coarse_first, stack_and_delay) for
+        this tokenizer's codebooks."""
+        return get_pattern(name, self.num_codebooks, **options)
+
+    # ------------------------------------------------------------ coding
+    def prepare(self, wav: Any, sample_rate: int) -> Tensor:
+        """``wav`` as the model takes it: float ``[B, channels, T']`` at its rate, on its device."""
+        x = _as_batch(wav).to(self.device)
+        x = downmix(x, self.channels)
+        if int(sample_rate) != self.sample_rate:
+            x = Resampler(int(sample_rate), self.sample_rate).process(x, final=True)
+        return x
+
+    @torch.no_grad()
+    def encode_with_scales(self, wav: Any, sample_rate: int) -> EncodedAudio:
+        """Codes, segment volumes (normalising models, else None) and length at the model's rate."""
+        x = self.prepare(wav, sample_rate)
+        chunk = int(CHUNK_SECONDS * self.sample_rate)
+        if not is_streamable(self.model) or x.shape[-1] <= chunk:
+            return self.model.encode(x, self.bandwidth)
+        stream = StreamingSEANet(self.model.encoder)
+        codes = [self.model.quantizer.encode(stream(x[..., s:s + chunk], final=s + chunk >= x.shape[-1]),
+                                             self.num_codebooks) for s in range(0, x.shape[-1], chunk)]
+        return EncodedAudio(torch.cat(codes, dim=-1), None, int(x.shape[-1]))
+
+    def encode(self, wav: Any, sample_rate: int) -> Tensor:
+        """Tokens ``LongTensor [B, K, T]`` of ``wav`` (``[T]``, ``[C, T]`` or ``[B, C, T]`` at ``sample_rate``)."""
+        return self.encode_with_scales(wav, sample_rate).codes
+
+    @torch.no_grad()
+    def decode(self, codes: Tensor, scales: Tensor | None = None, length: int | None = None) -> Tensor:
+        """Waveform ``[B, channels, samples]`` at the model's rate from tokens ``[B, k <= K, T]`` (``scales``
+        and ``length`` as `encode_with_scales` gave them; without, unit volumes and whole frames)."""
+        model = self.model
+        codes = codes.to(self.device).long()
+        if codes.ndim == 2:
+            codes = codes[None]
+        if model.segment is not None:
+            if length is None:
+                length = self.length_for_frames(codes.shape[-1])
+            if scales is None and model.normalize:
+                scales = torch.ones(codes.shape[0], len(model.segments(length)), device=self.device)
+            return model.decode(codes, scales, length)
+        chunk = int(CHUNK_SECONDS * self.frame_rate)
+        if is_streamable(model) and codes.shape[-1] > chunk:
+            stream = StreamingSEANet(model.decoder)
+            wav = torch.cat([stream(model.quantizer.decode(codes[..., s:s + chunk]), final=s + chunk >= codes.shape[-1])
+                             for s in range(0, codes.shape[-1], chunk)], dim=-1)
+            return wav if length is None else wav[..., :length]
+        return model.decode(codes, scales, length)
+
+    def length_for_frames(self, frames: int) -> int:
+        """The longest signal (samples at the model's rate) whose codes have ``frames`` frames."""
+        model = self.model
+
+        def count(n: int) -> int:
+            return sum(model.encoder.frames(size) for _, size in model.segments(n))
+
+        lo, hi = 1, frames * model.encoder.hop_length
+        if count(hi) < frames:
+            raise ValueError(f"no signal makes {frames} frames")
+        while lo < hi:  # the largest n with count(n) <= frames
+            mid = (lo + hi + 1) // 2
+            lo, hi = (mid, hi) if count(mid) <= frames else (lo, mid - 1)
+        if count(lo) != frames:
+            raise ValueError(f"no signal makes exactly {frames} frames")
+        return lo
+
+    # ------------------------------------------------------------ batches
+    @torch.no_grad()
+    def encode_batch(self, waves: Sequence[Any], sample_rates: Sequence[int] | int
+                     ) -> list[tuple[Tensor, Tensor | None]]:
+        """Codes ``[K, T_i]`` (and volumes, normalising models) of signals ``[C_i, T_i]`` of any lengths.
+
+        Segmented models code every segment of the batch that has the same length together: the
+        codes are exactly each signal's own. Other models pad the signals with zeros to the
+        longest and cut each one's frames back out: for causal models every frame but the last
+        is the signal's own (the last one of a signal whose length is not a multiple of the hop
+        sees zeros where alone it would see its reflection).
+        """
+        rates = [sample_rates] * len(waves) if isinstance(sample_rates, int) else list(sample_rates)
+        if len(rates) != len(waves):
+            raise ValueError("one sample rate per signal")
+        xs = []
+        for w, r in zip(waves, rates):
+            x = self.prepare(w, r)
+            if x.shape[0] != 1:
+                raise ValueError("encode_batch takes single signals [T] or [C, T]")
+            xs.append(x[0])
+        if not xs:
+            return []
+        model, k = self.model, self.num_codebooks
+        if model.segment is None:
+            longest = max(x.shape[-1] for x in xs)
+            batch = torch.stack([torch.nn.functional.pad(x, (0, longest - x.shape[-1])) for x in xs])
+            codes = model.encode(batch, self.bandwidth).codes
+            return [(codes[i, :, :model.encoder.frames(x.shape[-1])], None) for i, x in enumerate(xs)]
+        groups: dict[int, list[tuple[int, int, int]]] = {}  # segment size -> (signal, segment, start)
+        segments = [model.segments(x.shape[-1]) for x in xs]
+        for i, segs in enumerate(segments):
+            for j, (start, size) in enumerate(segs):
+                groups.setdefault(size, []).append((i, j, start))
+        found: dict[tuple[int, int], tuple[Tensor, Tensor | None]] = {}
+        for size, members in groups.items():
+            batch = torch.stack([xs[i][:, start:start + size] for i, _, start in members])
+            codes, scales = encode_segment(model, batch, k)
+            for n, (i, j, _) in enumerate(members):
+                found[(i, j)] = (codes[n], None if scales is None else scales[n])
+        out = []
+        for i, segs in enumerate(segments):
+            parts = [found[(i, j)] for j in range(len(segs))]
+            vols = [s for _, s in parts]
+            out.append((torch.cat([c for c, _ in parts], dim=-1),
+                        None if vols[0] is None else torch.stack([v for v in vols if v is not None])))
+        return out
