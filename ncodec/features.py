@@ -1,19 +1,12 @@
 """Feature extraction for training and benchmarking quantizers on real media, without torchaudio.
 
 * `log_mel`: log-power mel spectrogram (Hann-windowed `torch.stft`, Slaney mel filterbank).
-* `resample`: polyphase Kaiser-windowed-sinc resampler for any rational rate ratio.
+* `resample`: `ncodec.resample.resample` under the name the feature code uses.
 * `image_patches` / `image_from_patches`: non-overlapping ``size x size`` RGB patches and back.
 * `mel_frames` / `image_patch_set`: vector data sets ``[N, D]`` built from the shared data
   (``../shared/data``: ``audio/<set>/<split>/*`` and ``images/<split>/*``).
 
-Resampler quality (defaults ``zeros=64, rolloff=0.94, beta=9``), measured with sine sweeps
-for 44.1 kHz and 48 kHz -> 24 kHz: the passband is flat within 0.002 dB up to 10.8 kHz
-(0.45 of the output rate), -0.1 dB at 10.92 kHz, -6 dB at 11.28 kHz (the cut-off, 0.94 of the
-output Nyquist); the stopband is >= 90 dB down from 11.8 kHz on, so every alias of content
-above the output Nyquist is suppressed by > 90 dB (worst case 94 dB above 12 kHz). Each
-polyphase branch has unit DC gain. Cost: ``2 * zeros / rolloff * max(1, orig / new)``
-multiply-adds per output sample (272 at 48 -> 24 kHz); a minute of 48 kHz audio takes
-~0.1 s on 2 CPU cores.
+Resampling is `ncodec.resample` (one resampler in the library; its docstring gives its quality).
 """
 from __future__ import annotations
 
@@ -26,6 +19,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from .resample import resample as _resample
 
 AUDIO_EXTENSIONS = (".flac", ".wav", ".ogg", ".opus", ".aiff", ".aif")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -106,69 +101,12 @@ def log_mel(samples: Tensor, sample_rate: int, n_mels: int = 64, n_fft: int = 10
 
 
 # ------------------------------------------------------------------ resampling
-def _kaiser_sinc(t: Tensor, cutoff: float, half_width: float, beta: float) -> Tensor:
-    """Low-pass impulse response at offsets ``t`` (input samples): sinc cut at ``cutoff`` cycles/sample, Kaiser-windowed."""
-    u = (t / half_width).clamp(-1.0, 1.0)
-    window = torch.i0(beta * torch.sqrt(1.0 - u * u)) / torch.i0(torch.tensor(beta, dtype=t.dtype))
-    return torch.where(t.abs() < half_width, 2 * cutoff * torch.sinc(2 * cutoff * t) * window, torch.zeros_like(t))
+def resample(x: Tensor, orig_sr: int, new_sr: int) -> Tensor:
+    """Resample ``x [..., T]`` from ``orig_sr`` to ``new_sr`` Hz: `ncodec.resample.resample`
+    (polyphase Kaiser-windowed sinc, no delay, ``ceil(T * new / orig)`` samples)."""
+    return _resample(torch.as_tensor(x), int(orig_sr), int(new_sr))
 
 
-@functools.lru_cache(maxsize=16)
-def _polyphase_filter(orig_sr: int, new_sr: int, zeros: int, rolloff: float, beta: float
-                      ) -> tuple[Tensor, int, int, int]:
-    """``(weight [up, down, per_phase] float64, up, down, half)`` for `resample` (cached per rate pair)."""
-    g = math.gcd(orig_sr, new_sr)
-    up, down = new_sr // g, orig_sr // g
-    cutoff = rolloff * 0.5 * min(1.0, up / down)           # cycles per input sample
-    half = math.ceil(zeros / (2 * cutoff))                  # filter half-length in input samples
-    fold = max(1, 16 // up)  # repeat the cycle so the conv has >= 16 output channels: much faster at 2:1
-    up, down = up * fold, down * fold
-    taps = 2 * half + math.ceil((up - 1) * down / up)
-    # branch r (output n = r + k * up) reads padded input k * down + i with weight h(r * down / up + half - 1 - i)
-    r = torch.arange(up, dtype=torch.int64)[:, None]
-    i = torch.arange(taps, dtype=torch.int64)[None, :]
-    weight = _kaiser_sinc((r * down + (half - 1 - i) * up).double() / up, cutoff, float(half), beta)
-    weight = weight / weight.sum(dim=1, keepdim=True)        # unit DC gain in every branch
-    # Fold the input into `down` phases so the filter runs as a dense stride-1 conv (much
-    # faster than a 1-channel strided one): padded input k * down + d -> channel d, position k.
-    per_phase = -(-taps // down)
-    weight = F.pad(weight, (0, per_phase * down - taps)).reshape(up, per_phase, down).transpose(1, 2)
-    return weight.contiguous(), up, down, half
-
-
-def resample(x: Tensor, orig_sr: int, new_sr: int, zeros: int = 64, rolloff: float = 0.94,
-             beta: float = 9.0) -> Tensor:
-    """Resample ``x [..., T]`` from ``orig_sr`` to ``new_sr`` Hz with a polyphase windowed-sinc filter.
-
-    The ratio is reduced to ``up / down``; output sample n sits at input time ``n * down / up``
-    and is the Kaiser-windowed-sinc interpolation of the input there (cut off at ``rolloff``
-    times the lower Nyquist frequency, ``zeros`` zero crossings each side). The ``up``
-    polyphase branches are the output channels, and the input's ``down`` phases the input
-    channels, of one stride-1 ``conv1d``: linear in T. The signal is zero outside ``[0, T)``;
-    the output has ``ceil(T * up / down)`` samples. float64 input runs in float64, the rest in
-    float32. See the module docstring for the measured quality of the defaults.
-    """
-    orig_sr, new_sr = int(orig_sr), int(new_sr)
-    if orig_sr < 1 or new_sr < 1:
-        raise ValueError(f"sample rates must be positive, got {orig_sr} and {new_sr}")
-    x = torch.as_tensor(x)
-    if orig_sr == new_sr:
-        return x.clone()
-    weight, up, down, half = _polyphase_filter(orig_sr, new_sr, int(zeros), float(rolloff), float(beta))
-    dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
-    per_phase = weight.shape[-1]
-    lead, n = x.shape[:-1], x.shape[-1]
-    n_out = -(-n * up // down)
-    blocks = -(-n_out // up)
-    total = (blocks + per_phase - 1) * down
-    flat = F.pad(x.reshape(-1, n).to(dtype), (half - 1, max(0, total - (half - 1) - n)))[:, :total]
-    phases = flat.reshape(flat.shape[0], -1, down).transpose(1, 2)              # [B, down, positions]
-    y = F.conv1d(phases, weight.to(flat.device, dtype))                          # [B, up, blocks]
-    y = y.transpose(1, 2).reshape(flat.shape[0], blocks * up)[:, :n_out]
-    return y.reshape(*lead, n_out)
-
-
-# ------------------------------------------------------------------ image patches
 def image_patches(pixels: np.ndarray | Tensor, size: int = 8) -> Tensor:
     """Non-overlapping ``size x size`` patches of ``uint8 [H, W, C]`` pixels: float ``[N, size*size*C]`` in [0, 1].
 
