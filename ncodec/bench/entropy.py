@@ -13,6 +13,10 @@ Each line of output is one JSON object per (coder, case) with ``coder, case, n,
 enc_msym_s, dec_msym_s, overhead_pct`` (bits over the ideal cross-entropy of the float
 distributions, container-free), then one ``ratio`` object per case. Single thread, best of
 ``--repeats`` runs.
+
+``--device cuda`` benchmarks the Triton GPU coder instead (see `ncodec.bench.entropy_device`):
+``gauss64`` at ``--sizes`` (default 1M, 16M, 256M) next to the CPU coder, constriction and a
+device-to-device copy, in G symbols/s and GB/s of int32 symbols.
 """
 from __future__ import annotations
 
@@ -185,7 +189,22 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--cases", default="gauss64,factorized", help="comma-separated: gauss64, factorized")
     p.add_argument("--no-peers", action="store_true", help="skip constriction")
+    p.add_argument("--device", default="cpu", help="cpu (the native coder, default) or cuda[:N] (the Triton "
+                   "kernels next to the CPU coder, constriction and a device copy)")
+    p.add_argument("--sizes", default="1m,16m,256m", help="with --device cuda: comma-separated N (k/m suffixes)")
+    p.add_argument("--lanes", type=int, default=None, help="with --device cuda: lanes (default one per 4096 symbols)")
+    p.add_argument("--block", type=int, default=None,
+                   help="with --device cuda: lanes per kernel program (32, 64, 128, ...; default 32 = one warp)")
+    p.add_argument("--cpu-repeats", type=int, default=0,
+                   help="with --device cuda: runs of the CPU coders (default --repeats up to 1M symbols, else 1)")
     args = p.parse_args(argv)
+    if args.device != "cpu":
+        from .entropy_device import main_device
+
+        if args.cases == "gauss64,factorized":
+            args.cases = "gauss64"
+        main_device(args)
+        return
     makers = {"gauss64": gauss_case, "factorized": factorized_case}
     for name in args.cases.split(","):
         rows = run_case(makers[name.strip()](args.n), args.repeats, not args.no_peers)

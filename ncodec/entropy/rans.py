@@ -39,6 +39,10 @@ A lane costs 12 bytes (its state and word count); `default_lanes` (one lane per 
 symbols) keeps that flush under 0.5% of the payload at 0.3 bit/symbol and more, and under
 0.05% at the 4-6 bit/symbol of typical latents. Any other lane count decodes the same way;
 GPU encoders use many more lanes for parallelism.
+
+CUDA tensors go to the Triton kernels of `ncodec.kernels.rans_triton` by themselves: `encode`
+then defaults to one lane per 4096 symbols (``gpu_default_lanes``) and `decode` returns an
+int32 CUDA tensor. With the same ``lanes`` both devices write the same bytes.
 """
 from __future__ import annotations
 
@@ -112,8 +116,20 @@ def _index_array(table_index: Any, n: int) -> np.ndarray:
     return idx
 
 
+def _on_cuda(*values: Any) -> bool:
+    """Whether any of the values is a CUDA tensor (without importing torch)."""
+    return any(getattr(v, "is_cuda", False) is True for v in values)
+
+
 def encode(symbols: Any, table_index: Any, tables: CdfTables, lanes: int | None = None) -> bytes:
-    """Code ``symbols[i]`` with ``tables`` row ``table_index[i]`` (a scalar means one table for all)."""
+    """Code ``symbols[i]`` with ``tables`` row ``table_index[i]`` (a scalar means one table for all).
+
+    CUDA tensors are coded on their GPU (one lane per 4096 symbols unless ``lanes`` is given).
+    """
+    if _on_cuda(symbols, table_index):
+        from ..kernels import rans_device
+
+        return rans_device.encode(symbols, table_index, tables, lanes)
     sym = as_int32(symbols, "symbols")
     idx = _index_array(table_index, sym.size)
     lanes = default_lanes(sym.size) if lanes is None else _checked_int(lanes, "lanes", 1, MAX_LANES)
@@ -226,9 +242,17 @@ def max_symbols(nbytes: int, precision: int) -> int:
     return int(8 * nbytes / min_bits) + 1
 
 
-def decode(data: bytes | bytearray | memoryview, table_index: Any, tables: CdfTables,
-           count: int | None = None) -> np.ndarray:
-    """Decode a whole stream; ``table_index`` as given to `encode` (``count`` with a scalar index)."""
+def decode(data: bytes | bytearray | memoryview | Any, table_index: Any, tables: CdfTables,
+           count: int | None = None, device: Any = None) -> Any:
+    """Decode a whole stream; ``table_index`` as given to `encode` (``count`` with a scalar index).
+
+    With a CUDA ``device``, a CUDA table_index or a stream in a CUDA uint8 tensor it decodes on
+    the GPU and returns an int32 CUDA tensor; otherwise an int32 numpy array.
+    """
+    if _on_cuda(data, table_index) or (device is not None and str(device).startswith("cuda")):
+        from ..kernels import rans_device
+
+        return rans_device.decode(data, table_index, tables, count, device=device)
     dec = Decoder(data, tables)
     n = dec.header.n
     if count is not None and count != n:
