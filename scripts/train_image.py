@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> None:
             aux_opt.step()
             step += 1
             bar.update()
-            record = {"step": step, "loss": float(loss), "bpp": bpp, "psnr": 10 * math.log10(1 / max(mse, 1e-12)),
+            record = {"step": step, "loss": float(loss.detach()), "bpp": bpp, "psnr": 10 * math.log10(1 / max(mse, 1e-12)),
                       "aux": float(aux), "seconds": time.monotonic() - started}
             if val_images and (step % args.val_every == 0 or step == args.steps):
                 record["val"] = validate(model, val_images, device)
