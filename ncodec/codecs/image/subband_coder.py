@@ -24,6 +24,7 @@ from ...errors import BitstreamError
 THRESHOLDS = np.array([1, 2, 3, 4, 6, 8, 11, 16, 23, 32, 45, 64, 91, 128, 181, 256, 362, 512, 724, 1024,
                        1448, 2048, 4096, 8192], dtype=np.int64)  # sqrt(2) steps
 BINS = THRESHOLDS.size + 1
+FORMAT = 2  # version of this coder's stream layout; codecs store it and refuse others
 ORIENTATIONS = ("HL", "LH", "HH")  # coding order within a level
 
 
@@ -57,7 +58,7 @@ def context_bins(act: np.ndarray) -> np.ndarray:
     return np.searchsorted(THRESHOLDS, act, side="right")
 
 
-GROUP_SIDE_BITS = 1 + rc.SHIFT_BITS + rc.MEAN_BITS  # what one more table costs in side information
+GROUP_SIDE_BITS = 9  # about what one more table costs in side information (a start gap, dk, da)
 
 
 def group_bins(values: np.ndarray, bins: np.ndarray) -> np.ndarray:
@@ -131,22 +132,49 @@ class Symbols:
     def encode(self) -> bytes:
         if not self.sym:
             return rans.encode(np.zeros(0, np.int32), np.zeros(0, np.int32), rc.table_bank())
-        return rans.encode(np.concatenate(self.sym), np.concatenate(self.idx), rc.table_bank())
+        sym = np.concatenate(self.sym)
+        # few lanes: each costs 12 bytes of flush, which low-rate images feel (one per 4M symbols)
+        return rans.encode(sym, np.concatenate(self.idx), rc.table_bank(), lanes=max(1, sym.size >> 22))
+
+
+# Side information of a band: its bin groups and each group's (k, a), coded compactly with
+# the bank's geometric tables: the number of extra groups, the gaps between group starts,
+# the first group's k and a as raw fields, later groups' k and a as differences.
+_GAP_A, _COUNT_A, _DK_A, _DA_A = 52, 48, 44, 56   # table mean indexes: means 2, 1, 0.5, 4
 
 
 def _side_symbols(starts: np.ndarray, k: np.ndarray, a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    parts = [rc.raw_symbols(starts[1:], 1), rc.raw_symbols(k, rc.SHIFT_BITS), rc.raw_symbols(a, rc.MEAN_BITS)]
+    positions = np.flatnonzero(starts)
+    gaps = np.diff(positions) - 1
+    n = positions.size
+    fields = [(np.array([n - 1]), _COUNT_A), (gaps, _GAP_A)]
+    parts = [rc.value_symbols(v, np.zeros(v.size, np.int64), np.full(v.size, t)) for v, t in fields]
+    for first, bits, rest, table in ((k, rc.SHIFT_BITS, np.diff(k), _DK_A), (a, rc.MEAN_BITS, np.diff(a), _DA_A)):
+        parts.append(rc.raw_symbols(first[:1], bits))
+        parts.append(rc.value_symbols(rest, np.zeros(rest.size, np.int64), np.full(rest.size, table)))
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def _decode_field(dec: rans.Decoder, count: int, table: int) -> np.ndarray:
+    return rc.decode_values(dec, np.zeros(count, np.int64), np.full(count, table, np.int64))
 
 
 def _decode_side(dec: rans.Decoder) -> tuple[np.ndarray, np.ndarray]:
     """Per-bin (k, a), expanded from the groups the stream describes."""
-    starts = np.concatenate([[1], rc.decode_raw(dec, BINS - 1, 1)])
-    n = int(starts.sum())
-    k = rc.decode_raw(dec, n, rc.SHIFT_BITS)
-    a = rc.decode_raw(dec, n, rc.MEAN_BITS)
-    if np.any(k > rc.MAX_SHIFT) or np.any(a >= rc.MEAN_STEPS):
+    n = int(_decode_field(dec, 1, _COUNT_A)[0]) + 1
+    if not 1 <= n <= BINS:
+        raise BitstreamError("corrupt stream: impossible number of context groups")
+    gaps = _decode_field(dec, n - 1, _GAP_A)
+    positions = np.concatenate([[0], np.cumsum(gaps + 1)]).astype(np.int64)
+    if np.any(gaps < 0) or positions[-1] >= BINS:
+        raise BitstreamError("corrupt stream: context groups out of range")
+    k = np.concatenate([rc.decode_raw(dec, 1, rc.SHIFT_BITS), _decode_field(dec, n - 1, _DK_A)])
+    a = np.concatenate([rc.decode_raw(dec, 1, rc.MEAN_BITS), _decode_field(dec, n - 1, _DA_A)])
+    k, a = np.cumsum(k), np.cumsum(a)
+    if np.any(k < 0) or np.any(k > rc.MAX_SHIFT) or np.any(a < 0) or np.any(a >= rc.MEAN_STEPS):
         raise BitstreamError("corrupt stream: subband table parameters out of range")
+    starts = np.zeros(BINS, dtype=np.int64)
+    starts[positions] = 1
     group_of_bin = np.cumsum(starts) - 1
     return k[group_of_bin], a[group_of_bin]
 
@@ -245,3 +273,9 @@ def decode_subbands(data: bytes | memoryview, low_shape: tuple[int, int],
             coded.append(band)
     dec.finish()
     return low, details
+
+
+def check_format(value: object) -> None:
+    """Refuse streams whose subband-coder layout version is not this one."""
+    if value != FORMAT:
+        raise BitstreamError(f"subband stream layout {value!r} is not the supported {FORMAT} (another ncodec version)")

@@ -21,6 +21,7 @@ from ...media import Image
 from ...progress import Progress
 from ...registry import register
 from ..base import Codec
+from . import subband_coder
 from .subband_coder import decode_subbands, encode_subbands
 
 CHUNK_KIND = "IMGP"
@@ -69,6 +70,11 @@ class WaveletLosslessCodec(Codec):
     lossless = True
     description = "lossless images: reversible colour transform + integer 5/3 wavelet + adaptive rANS"
 
+    @classmethod
+    def eval_version(cls) -> str:
+        """Part of the harness's cache key: the stream layout."""
+        return f"subband-{subband_coder.FORMAT}"
+
     def __init__(self, levels: int = 5):
         if not 0 <= int(levels) <= 16:
             raise MediaError("wavelet-lossless needs 0 <= levels <= 16")
@@ -81,6 +87,7 @@ class WaveletLosslessCodec(Codec):
         except (KeyError, TypeError, ValueError, MediaError):
             raise BitstreamError("corrupt wavelet-lossless header: bad configuration") from None
         rc.check_bank(header.config.get("tables"))
+        subband_coder.check_format(header.config.get("format"))
         return codec
 
     def _planes(self, image: Image) -> list[np.ndarray]:
@@ -98,7 +105,8 @@ class WaveletLosslessCodec(Codec):
             raise MediaError(f"images up to {MAX_SIDE} pixels a side")
         meta = {"media": "image", "width": image.width, "height": image.height, "channels": image.channels,
                 "bit_depth": image.bit_depth, "source": image.source}
-        header = bitstream.Header(self.name, {"levels": self.levels, "tables": rc.bank_digest()}, meta)
+        header = bitstream.Header(self.name, {"levels": self.levels, "tables": rc.bank_digest(),
+                                               "format": subband_coder.FORMAT}, meta)
         with bitstream.Writer(out, header) as w:
             for k, plane in enumerate(self._planes(image)):
                 w.write_chunk(CHUNK_KIND, _PLANE_HEAD.pack(k, _plane_crc(plane)) + encode_plane(plane, self.levels))
