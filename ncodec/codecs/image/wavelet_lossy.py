@@ -176,19 +176,45 @@ class WaveletCodec(Codec):
         return bitstream.pack(bitstream.Header(self.name, cfg, meta), chunks, index=False)
 
     def _rate_controlled(self, image: Image) -> bytes:
-        """The stream with the smallest step whose total size fits ``bpp`` (bisection in log step)."""
+        """The stream with the smallest step whose total size fits ``bpp``.
+
+        Size falls smoothly with the step, almost linearly in log-log, so the search is
+        regula falsi (Illinois) on ``log(size / budget)`` over ``log2(step)``, bracketed in
+        [1/64, 1024], stopping once the bracket is 1/128 octave wide: 6-9 encodes instead
+        of the 14 of bisection.
+        """
         budget = self.bpp * image.num_pixels / 8  # type: ignore[operator]
         bands = self._bands(image)
+
+        def excess(log_step: float) -> tuple[float, bytes]:
+            data = self._container(image, 2 ** log_step, bands)
+            return math.log(len(data) / budget), data
+
         lo, hi = math.log2(1 / 64), math.log2(1024.0)
-        best = None
-        for _ in range(14):
-            mid = (lo + hi) / 2
-            data = self._container(image, 2 ** mid, bands)
-            if len(data) <= budget:
-                best, hi = data, mid
+        f_lo, d_lo = excess(lo)
+        if f_lo <= 0:
+            return d_lo
+        f_hi, d_hi = excess(hi)
+        if f_hi > 0:
+            return d_hi  # even the coarsest step does not fit: the smallest stream there is
+        best, side = d_hi, 0
+        for _ in range(24):
+            if hi - lo <= 1 / 128:
+                break
+            mid = (lo * f_hi - hi * f_lo) / (f_hi - f_lo)
+            mid = min(max(mid, lo + (hi - lo) / 64), hi - (hi - lo) / 64)  # keep it strictly inside
+            f_mid, d_mid = excess(mid)
+            if f_mid <= 0:
+                hi, f_hi, best = mid, f_mid, d_mid
+                if side == -1:
+                    f_lo /= 2
+                side = -1
             else:
-                lo = mid
-        return best if best is not None else self._container(image, 2 ** hi, bands)
+                lo, f_lo = mid, f_mid
+                if side == 1:
+                    f_hi /= 2
+                side = 1
+        return best
 
     def write(self, media: Image, out: BinaryIO, progress: Progress | None = None) -> None:
         image = media
