@@ -94,13 +94,16 @@ def test_info_and_list(work, capsys):
     assert json.loads(capsys.readouterr().out)["metadata"]["sample_rate"] == 24000
     assert main(["list", "--json"]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    models = [r for r in rows if "model" in r]
+    rows = [r for r in rows if "model" not in r]
     assert all({"name", "media", "pretrained", "lossless"} <= set(r) for r in rows)
+    assert any(m["model"] == "mbt2018-mean-tiny" for m in models)  # the bundled zoo
     assert {r["name"] for r in rows} >= {"audio-lossless", "wavelet-lossless"}
 
 
 def test_stdin_stdout_pipeline(work):
     png = (work / "garden.png").read_bytes()
-    enc = subprocess.run([sys.executable, "-m", "ncodec", "compress", "-", "-"], input=png, capture_output=True,
+    enc = subprocess.run([sys.executable, "-m", "ncodec", "compress", "-", "-", "--codec", "wavelet-lossless"], input=png, capture_output=True,
                          check=True)
     assert enc.stdout[:4] == b"NCDC"
     dec = subprocess.run([sys.executable, "-m", "ncodec", "decompress", "-", "-"], input=enc.stdout,
