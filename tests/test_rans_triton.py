@@ -179,6 +179,26 @@ def test_realistic_gaussian_payload(dev: str) -> None:
     check_stream(dev, case.symbols, case.table_index, case.tables, lanes)
 
 
+def test_device_benchmark_rows(dev: str) -> None:
+    """`ncodec bench entropy --device cuda` runs end to end: every row, the CPU's bytes, sane ratios."""
+    from ncodec.bench.entropy_device import device_gauss_case, run_device_case
+
+    n = scale(dev, 512, 1 << 20)
+    case = device_gauss_case(n, torch_device(dev), seed=3)
+    rows = run_device_case(case, torch_device(dev), repeats=1, cpu_repeats=1, peers=False,
+                           lanes=4 if dev == "interp" else None)
+    by_name = {row.get("coder", row.get("ratio")): row for row in rows}
+    assert set(by_name) == {"ncodec-triton", "d2d-copy", "ncodec-cpu", "triton/cpu"}
+    gpu, cpu = by_name["ncodec-triton"], by_name["ncodec-cpu"]
+    assert gpu["same_bytes_as_cpu"] is True and gpu["n"] == n
+    assert gpu["bytes"] >= gpu["bytes_single_lane"] > 0
+    assert 0 <= gpu["lane_overhead_pct"] == pytest.approx(100 * (gpu["bytes"] / gpu["bytes_single_lane"] - 1),
+                                                          abs=1e-5)
+    assert all(gpu[k] > 0 for k in ("enc_gsym_s", "dec_gsym_s", "enc_of_copy", "dec_of_copy"))
+    assert gpu["enc_gb_s"] == pytest.approx(4 * gpu["enc_gsym_s"]) and cpu["bytes"] > 0
+    assert by_name["triton/cpu"]["size_ratio"] == pytest.approx(gpu["bytes"] / cpu["bytes"])
+
+
 def test_default_gpu_lane_count(dev: str) -> None:
     rng = np.random.default_rng(4)
     tables = make_tables(rng, 12, ntables=2)
