@@ -89,3 +89,52 @@ def test_hostile_streams(garden: np.ndarray) -> None:
         h = bitstream.Header(header.codec, {**header.config, **config}, header.metadata)
         with pytest.raises(BitstreamError):
             ncodec.decode(bitstream.pack(h, chunks))
+
+
+def _bands(garden: np.ndarray, plane: int, levels: int = 3) -> tuple[np.ndarray, list[dict[str, np.ndarray]]]:
+    """The 5/3 subbands of one RCT plane of the sample (integers, as wavelet-lossless codes them)."""
+    import torch
+
+    from ncodec import wavelet
+    from ncodec.codecs.image.wavelet_lossless import rct_forward
+
+    p = rct_forward(garden)[plane]
+    b = wavelet.forward_2d(torch.from_numpy(np.ascontiguousarray(p)), levels)
+    return b.low.numpy(), [{k: v.numpy() for k, v in lv.items()} for lv in b.details]
+
+
+def test_earlier_planes_are_context_for_later_ones(garden: np.ndarray) -> None:
+    """Chroma coded with luma's subbands as context: smaller, and decodes only with the same references."""
+    _, luma = _bands(garden, 0)
+    _, blue = _bands(garden, 1)
+    low, red = _bands(garden, 2)
+    coarse = [[{o: b[o] // 4 for o in sc.ORIENTATIONS} for b in d] for d in (luma, blue, red)]  # as if quantized
+    for *refs, chroma in ((luma, blue, red), coarse):
+        alone = sc.encode_subbands(low, chroma)
+        with_refs = sc.encode_subbands(low, chroma, refs)
+        assert len(with_refs) < 0.995 * len(alone)
+        shapes = [{o: b[o].shape for o in sc.ORIENTATIONS} for b in chroma]
+        _, decoded = sc.decode_subbands(with_refs, low.shape, shapes, refs)
+        assert all(np.array_equal(a[o], b[o]) for a, b in zip(chroma, decoded) for o in sc.ORIENTATIONS)
+
+
+def test_rate_distortion_quantization(garden: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Indices stay at floor or floor + 1 of the magnitude, with the coefficient's sign; the rate
+    weight sends expensive small ones to zero, and pays: at equal rate the image is better."""
+    from ncodec.codecs.image import wavelet_lossy as wl
+
+    _, details = _bands(garden, 0)
+    c = details[0]["HL"].astype(np.float64) + 0.25
+    mag = np.abs(c) / 6.0
+    q, _ = wl._rdo_quantize(c, 6.0, details[1]["HL"], [])
+    assert np.all((np.abs(q) == np.floor(mag)) | (np.abs(q) == np.floor(mag) + 1))
+    assert np.all((np.sign(q) == np.sign(c)) | (q == 0))
+    image = ncodec.media.Image(garden, 8)
+    rdo = wl.WaveletCodec(bpp=0.5)._rate_controlled(image)
+    monkeypatch.setattr(wl, "RDO_LAMBDA", 0.0)
+    nearest, _ = wl._rdo_quantize(c, 6.0, details[1]["HL"], [])
+    assert np.count_nonzero(q) < 0.8 * np.count_nonzero(nearest)
+    distortion_only = wl.WaveletCodec(bpp=0.5)._rate_controlled(image)
+    assert len(rdo) <= 0.5 * garden.shape[0] * garden.shape[1] / 8
+    gain = _psnr(garden, np.asarray(ncodec.decode(rdo))) - _psnr(garden, np.asarray(ncodec.decode(distortion_only)))
+    assert gain > 0.2, gain

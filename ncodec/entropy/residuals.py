@@ -172,6 +172,14 @@ def _geometric_cross_entropy(alpha: np.ndarray, mean: np.ndarray) -> np.ndarray:
 _TARGET_MEAN = 32.0     # largest quotient mean the shift leaves (the bank reaches 64)
 
 
+def discrete_laplace_bits(magnitude: np.ndarray | float, mean: np.ndarray | float) -> np.ndarray:
+    """Bits of values of magnitude ``magnitude`` under the discrete Laplace law P(r) ~ theta**|r|
+    whose mean |r| is ``mean`` (the k = 0 tables of the bank); an estimate for encoder decisions."""
+    mean = np.asarray(mean, dtype=np.float64)
+    theta = (np.sqrt(1.0 + mean ** 2) - 1.0) / mean
+    return -np.log2((1.0 - theta) / (1.0 + theta)) - np.asarray(magnitude, dtype=np.float64) * np.log2(theta)
+
+
 def fit_parameters(sums: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(k, a, estimated bits) per partition from sum |r| and sample counts.
 
@@ -186,8 +194,7 @@ def fit_parameters(sums: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np
     quietest = float(_table_mean(0))
     # k = 0: discrete Laplace on r, P(r) ~ theta**|r|; the table's mean is clamped to the bank
     mean0 = np.maximum(mu, quietest)
-    theta = (np.sqrt(1.0 + mean0 ** 2) - 1.0) / mean0
-    h0 = -np.log2((1.0 - theta) / (1.0 + theta)) - mu * np.log2(theta)
+    h0 = discrete_laplace_bits(mu, mean0)
     # k >= 1: geometric m(q) with ~1 bit of sign, plus k uniform low bits
     mbar = np.maximum(mu / np.ldexp(1.0, k) - 0.5, 0.0)
     alpha_mean = np.maximum(mbar, quietest)

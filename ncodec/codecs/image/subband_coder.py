@@ -13,6 +13,7 @@ with partition-adaptive tables.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,7 +25,7 @@ from ...errors import BitstreamError
 THRESHOLDS = np.array([1, 2, 3, 4, 6, 8, 11, 16, 23, 32, 45, 64, 91, 128, 181, 256, 362, 512, 724, 1024,
                        1448, 2048, 4096, 8192], dtype=np.int64)  # sqrt(2) steps
 BINS = THRESHOLDS.size + 1
-FORMAT = 2  # version of this coder's stream layout; codecs store it and refuse others
+FORMAT = 3  # version of this coder's stream layout; codecs store it and refuse others
 ORIENTATIONS = ("HL", "LH", "HH")  # coding order within a level
 
 
@@ -56,6 +57,13 @@ def activity(above: np.ndarray, above2: np.ndarray, parent: np.ndarray, siblings
 def context_bins(act: np.ndarray) -> np.ndarray:
     """Bin of each activity value (integer comparisons only)."""
     return np.searchsorted(THRESHOLDS, act, side="right")
+
+
+def band_bins(band: np.ndarray, parent: np.ndarray | None, siblings: list[np.ndarray]) -> np.ndarray:
+    """The context bin of every coefficient of a whole band (what the decoder finds row by row)."""
+    mag = np.abs(band)
+    return context_bins(activity(_shift_rows(mag, 1), _shift_rows(mag, 2), upsample_parent(parent, band.shape),
+                                 sibling_magnitudes(siblings, band.shape)))
 
 
 GROUP_SIDE_BITS = 9  # about what one more table costs in side information (a start gap, dk, da)
@@ -183,10 +191,7 @@ def encode_band(out: Symbols, band: np.ndarray, parent: np.ndarray | None, sibli
     """Append one detail band: its per-bin tables, then its rows."""
     if band.size == 0:
         return
-    mag = np.abs(band)
-    act = activity(_shift_rows(mag, 1), _shift_rows(mag, 2), upsample_parent(parent, band.shape),
-                   sibling_magnitudes(siblings, band.shape))
-    bins = context_bins(act)
+    bins = band_bins(band, parent, siblings)
     starts = group_bins(band, bins)
     k, a = fit_groups(band, bins, starts)
     out.add(_side_symbols(starts, k, a))
@@ -245,30 +250,44 @@ def decode_low(dec: rans.Decoder, shape: tuple[int, int]) -> np.ndarray:
     return _ll_restore(rc.decode_residual(dec, plan).reshape(shape))
 
 
-def encode_subbands(low: np.ndarray, details: list[dict[str, np.ndarray]]) -> bytes:
-    """One rANS stream for a plane's subbands: low band, then levels coarsest first, HL, LH, HH."""
+Details = list[dict[str, np.ndarray]]
+
+
+def neighbour_bands(coded: list[np.ndarray], references: Sequence[Details], level: int, orientation: str) -> list[np.ndarray]:
+    """The bands whose magnitudes join a band's context as "siblings": the bands of its level coded
+    before it, and the same band of the planes coded before this one (cross-component context)."""
+    return coded + [ref[level][orientation] for ref in references]
+
+
+def encode_subbands(low: np.ndarray, details: Details, references: Sequence[Details] = ()) -> bytes:
+    """One rANS stream for a plane's subbands: low band, then levels coarsest first, HL, LH, HH.
+
+    ``references``: the subbands of planes coded before this one (same shapes), whose
+    magnitudes are context for this plane's (the decoder has them when it reads this plane).
+    """
     out = Symbols([], [])
     encode_low(out, low)
     for level in range(len(details) - 1, -1, -1):
         coded: list[np.ndarray] = []
         parents = details[level + 1] if level + 1 < len(details) else {}
         for o in ORIENTATIONS:
-            encode_band(out, details[level][o], parents.get(o), coded)
+            encode_band(out, details[level][o], parents.get(o), neighbour_bands(coded, references, level, o))
             coded.append(details[level][o])
     return out.encode()
 
 
-def decode_subbands(data: bytes | memoryview, low_shape: tuple[int, int],
-                    detail_shapes: list[dict[str, tuple[int, ...]]]) -> tuple[np.ndarray, list[dict[str, np.ndarray]]]:
-    """Inverse of `encode_subbands`, given the band shapes."""
+def decode_subbands(data: bytes | memoryview, low_shape: tuple[int, int], detail_shapes: list[dict[str, tuple[int, ...]]],
+                    references: Sequence[Details] = ()) -> tuple[np.ndarray, Details]:
+    """Inverse of `encode_subbands`, given the band shapes and the same ``references``."""
     dec = rans.Decoder(data, rc.table_bank())
     low = decode_low(dec, low_shape)
-    details: list[dict[str, np.ndarray]] = [{} for _ in detail_shapes]
+    details: Details = [{} for _ in detail_shapes]
     for level in range(len(detail_shapes) - 1, -1, -1):
         coded: list[np.ndarray] = []
         parents = details[level + 1] if level + 1 < len(details) else {}
         for o in ORIENTATIONS:
-            band = decode_band(dec, tuple(detail_shapes[level][o]), parents.get(o), coded)  # type: ignore[arg-type]
+            band = decode_band(dec, tuple(detail_shapes[level][o]), parents.get(o),  # type: ignore[arg-type]
+                               neighbour_bands(coded, references, level, o))
             details[level][o] = band
             coded.append(band)
     dec.finish()

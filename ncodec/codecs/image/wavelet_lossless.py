@@ -2,13 +2,15 @@
 
 Each plane (Y, Cb, Cr after JPEG 2000's reversible colour transform, or gray, plus
 alpha) is split into 5 octaves of subbands, coded by the context model of
-`subband_coder` (neighbour, parent and sibling magnitudes pick each coefficient's table).
+`subband_coder` (neighbour, parent and sibling magnitudes pick each coefficient's table;
+the same band of the planes coded before is a sibling too: chroma follows luma's edges).
 One container chunk per plane, each one rANS stream. 8- and 16-bit, gray / RGB / RGBA.
 """
 from __future__ import annotations
 
 import struct
 import zlib
+from collections.abc import Sequence
 from typing import Any, BinaryIO
 
 import numpy as np
@@ -22,7 +24,7 @@ from ...progress import Progress
 from ...registry import register
 from ..base import Codec
 from . import subband_coder
-from .subband_coder import decode_subbands, encode_subbands
+from .subband_coder import Details, decode_subbands, encode_subbands
 
 CHUNK_KIND = "IMGP"
 TILE = 16
@@ -46,19 +48,22 @@ def rct_inverse(y: np.ndarray, cb: np.ndarray, cr: np.ndarray) -> np.ndarray:
     return np.stack([cr + g, g, cb + g], axis=-1)
 
 
-def encode_plane(plane: np.ndarray, levels: int) -> bytes:
-    """One plane as a rANS stream of its context-coded 5/3 subbands."""
+def encode_plane(plane: np.ndarray, levels: int, references: Sequence[Details] = ()) -> tuple[bytes, Details]:
+    """One plane as a rANS stream of its context-coded 5/3 subbands (``references``: the subbands
+    of the planes coded before it, context for its own), and its subbands."""
     bands = wavelet.forward_2d(torch.from_numpy(np.ascontiguousarray(plane, dtype=np.int64)), levels)
-    return encode_subbands(bands.low.numpy(), [{k: v.numpy() for k, v in lv.items()} for lv in bands.details])
+    details = [{k: v.numpy() for k, v in lv.items()} for lv in bands.details]
+    return encode_subbands(bands.low.numpy(), details, references), details
 
 
-def decode_plane(data: bytes | memoryview, height: int, width: int, levels: int) -> np.ndarray:
-    """Inverse of `encode_plane`."""
+def decode_plane(data: bytes | memoryview, height: int, width: int, levels: int,
+                 references: Sequence[Details] = ()) -> tuple[np.ndarray, Details]:
+    """Inverse of `encode_plane`: the plane and its subbands."""
     low_shape, detail_shapes = wavelet.band_shapes((height, width), levels)
-    low, details = decode_subbands(data, low_shape, detail_shapes)  # type: ignore[arg-type]
+    low, details = decode_subbands(data, low_shape, detail_shapes, references)  # type: ignore[arg-type]
     bands = wavelet.Subbands(torch.from_numpy(low), [{k: torch.from_numpy(v) for k, v in lv.items()} for lv in details],
                              (0, 1))
-    return wavelet.inverse_2d(bands).numpy()
+    return wavelet.inverse_2d(bands).numpy(), details
 
 
 @register(default_for="image")
@@ -107,9 +112,12 @@ class WaveletLosslessCodec(Codec):
                 "bit_depth": image.bit_depth, "source": image.source}
         header = bitstream.Header(self.name, {"levels": self.levels, "tables": rc.bank_digest(),
                                                "format": subband_coder.FORMAT}, meta)
+        coded: list[Details] = []
         with bitstream.Writer(out, header) as w:
             for k, plane in enumerate(self._planes(image)):
-                w.write_chunk(CHUNK_KIND, _PLANE_HEAD.pack(k, _plane_crc(plane)) + encode_plane(plane, self.levels))
+                data, details = encode_plane(plane, self.levels, coded)
+                coded.append(details)
+                w.write_chunk(CHUNK_KIND, _PLANE_HEAD.pack(k, _plane_crc(plane)) + data)
         if progress:
             progress.update(1)
 
@@ -122,6 +130,7 @@ class WaveletLosslessCodec(Codec):
         if not (1 <= h <= MAX_SIDE and 1 <= w <= MAX_SIDE and c in (1, 2, 3, 4) and depth in range(1, 17)):
             raise BitstreamError("corrupt wavelet-lossless header: impossible image parameters")
         planes: list[np.ndarray] = []
+        coded: list[Details] = []
         for chunk in reader:
             if chunk.kind != CHUNK_KIND:
                 continue
@@ -130,7 +139,11 @@ class WaveletLosslessCodec(Codec):
             index, crc = _PLANE_HEAD.unpack_from(chunk.payload)
             if index != len(planes):
                 raise BitstreamError("corrupt wavelet-lossless stream: planes out of order")
-            planes.append(decode_plane(memoryview(chunk.payload)[_PLANE_HEAD.size:], h, w, self.levels))
+            if index >= 4:
+                raise BitstreamError("corrupt wavelet-lossless stream: more planes than an image has")
+            plane, details = decode_plane(memoryview(chunk.payload)[_PLANE_HEAD.size:], h, w, self.levels, coded)
+            planes.append(plane)
+            coded.append(details)
             if _plane_crc(planes[-1]) != crc:
                 raise BitstreamError(f"corrupt wavelet-lossless stream: plane {index} fails its checksum")
         expected = 3 + (c == 4) if c >= 3 else c

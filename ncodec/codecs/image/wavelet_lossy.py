@@ -4,14 +4,19 @@ Like JPEG 2000's irreversible path: the ICT (YCbCr) colour transform, 5 octaves 
 float 9/7 wavelet per plane, and a dead-zone scalar quantizer whose step in each band is
 ``step / sqrt(gain)``, with ``gain`` the band's synthesis energy times the plane's weight in
 RGB error, so every band costs the same RGB MSE per unit of quantization error. Quantized
-bands go through the context coder of `subband_coder`. The decoder puts each coefficient
-at the centroid of its bin: the encoder measures the mean offset per band and sends it.
+bands go through the context coder of `subband_coder`, each plane's with the quantized bands
+of the planes before it as context. The quantizer decides by rate-distortion: each index is
+the floor or the ceiling of its magnitude, whichever costs less in error plus estimated bits
+under its context (`_rdo_quantize`; the stream format does not depend on it). The decoder
+puts each coefficient at the centroid of its bin: the encoder measures the mean offset per
+band and sends it.
 ``bpp`` asks for a rate: the step is found by bisection on the real coded size.
 """
 from __future__ import annotations
 
 import math
 import struct
+from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any, BinaryIO
 
@@ -26,12 +31,15 @@ from ...progress import Progress
 from ...registry import register
 from ..base import Codec
 from . import subband_coder
-from .subband_coder import decode_subbands, encode_subbands
+from .subband_coder import Details, decode_subbands, encode_subbands
 
 CHUNK_KIND = "WAVQ"
 LEVELS = 5
 ROUNDING = 0.30            # quantizer rounding offset: below 1/2 widens the dead zone (rate-distortion trade)
 OFFSET_STEPS = 64          # reconstruction offsets in 1/64 of a step
+RDO_LAMBDA = 0.1           # rate weight of the quantizer's decisions (steps^2 per estimated bit)
+RDO_PASSES = 2
+_MIN_RDO_MEAN = 0.02       # floor of a context's mean magnitude in the bit estimates
 _ICT = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
 _ICT_INV = np.linalg.inv(_ICT)
 _PLANE_WEIGHTS = (_ICT_INV ** 2).sum(axis=0)  # RGB squared error per unit of Y, Cb, Cr error
@@ -59,13 +67,50 @@ def _planes(image: Image) -> list[np.ndarray]:
     return [p - (128.0 if i == 0 else 0.0) for i, p in enumerate(np.moveaxis(px[..., :3] @ _ICT.T, -1, 0))]
 
 
+def _offset_code(mag: np.ndarray, q: np.ndarray) -> int:
+    """The mean of ``mag - q`` over the nonzero indices, in 1/64 steps: where the decoder puts a bin's values."""
+    nz = q > 0
+    offset = float(np.mean(mag[nz] - q[nz])) if nz.any() else 0.0
+    return int(np.clip(round(offset * OFFSET_STEPS), -OFFSET_STEPS // 2, OFFSET_STEPS // 2))
+
+
 def _quantize(c: np.ndarray, step: float) -> tuple[np.ndarray, int]:
     """Dead-zone indices of coefficients and the band's mean reconstruction offset (in 1/64 steps)."""
     mag = np.abs(c) / step
     q = np.floor(mag + ROUNDING).astype(np.int64)
-    nz = q > 0
-    offset = float(np.mean(mag[nz] - q[nz])) if nz.any() else 0.0
-    return np.sign(c).astype(np.int64) * q, int(np.clip(round(offset * OFFSET_STEPS), -OFFSET_STEPS // 2, OFFSET_STEPS // 2))
+    return np.sign(c).astype(np.int64) * q, _offset_code(mag, q)
+
+
+def _rdo_quantize(c: np.ndarray, step: float, parent: np.ndarray | None,
+                  siblings: list[np.ndarray]) -> tuple[np.ndarray, int]:
+    """Dead-zone indices chosen by rate-distortion (an encoder decision: the stream is the same format).
+
+    Each coefficient takes the index below or above its magnitude, whichever costs less in
+    squared error (in steps^2, at the band's reconstruction offset) plus ``RDO_LAMBDA`` times
+    its estimated bits: the discrete Laplace law of its context bin, as the coder will see it
+    (contexts and means from the previous pass, `RDO_PASSES` passes). Isolated small
+    coefficients, whose context makes them expensive, go to zero; busy areas keep theirs.
+    """
+    mag = np.abs(c) / step
+    below = np.floor(mag).astype(np.int64)
+    q = np.floor(mag + ROUNDING).astype(np.int64)
+    for _ in range(RDO_PASSES):
+        bins = subband_coder.band_bins(q, parent, siblings).reshape(-1)
+        counts = np.bincount(bins, minlength=subband_coder.BINS)
+        sums = np.bincount(bins, weights=q.reshape(-1).astype(np.float64), minlength=subband_coder.BINS)
+        mean = np.maximum(sums / np.maximum(counts, 1), _MIN_RDO_MEAN)[bins].reshape(q.shape)
+        offset = _offset_code(mag, q) / OFFSET_STEPS
+        up, down = (_rd_cost(mag, k, offset, mean) for k in (below + 1, below))
+        q = np.where(up < down, below + 1, below)
+    return np.sign(c).astype(np.int64) * q, _offset_code(mag, q)
+
+
+def _rd_cost(mag: np.ndarray, index: np.ndarray, offset: float, mean: np.ndarray) -> np.ndarray:
+    """Squared error (steps^2) of coding magnitudes as ``index`` plus ``RDO_LAMBDA`` x estimated bits:
+    the context's Laplace law, plus one bit per nonzero index for what it costs its neighbours
+    (it raises their context activity); tuned with ``RDO_LAMBDA`` on the dev images."""
+    error = mag - np.where(index > 0, index + offset, 0.0)
+    return error * error + RDO_LAMBDA * (rc.discrete_laplace_bits(index, mean) + (index > 0))
 
 
 def _dequantize(q: np.ndarray, step: float, offset: int) -> np.ndarray:
@@ -84,30 +129,31 @@ def transform_plane(plane: np.ndarray, levels: int) -> wavelet.Subbands:
     return wavelet.forward_2d(torch.from_numpy(plane), levels, wavelet.CDF_97)
 
 
-def encode_bands(bands: wavelet.Subbands, step: float, weight: float) -> tuple[bytes, list[int]]:
-    """A plane's quantized subbands as one rANS stream, and their reconstruction offsets."""
+def encode_bands(bands: wavelet.Subbands, step: float, weight: float,
+                 references: Sequence[Details] = ()) -> tuple[bytes, list[int], Details]:
+    """A plane's quantized subbands as one rANS stream, their reconstruction offsets, and the
+    quantized subbands (context for the planes after it, given here as ``references``)."""
     low_step, steps = _band_steps(step, weight, len(bands.details))
-    low, offsets = _quantize(bands.low.numpy(), low_step)
-    offs = [offsets]
-    details = []
-    for lv, lv_steps in zip(bands.details, steps):
-        level = {}
-        for key in ("HL", "LH", "HH"):
-            level[key], off = _quantize(lv[key].numpy(), lv_steps[key])
-            offs.append(off)
-        details.append(level)
-    return encode_subbands(low, details), offs
-
-
-def encode_plane(plane: np.ndarray, step: float, weight: float, levels: int) -> tuple[bytes, list[int]]:
-    """`encode_bands` of `transform_plane`."""
-    return encode_bands(transform_plane(plane, levels), step, weight)
+    low, low_offset = _quantize(bands.low.numpy(), low_step)
+    details: Details = [{} for _ in bands.details]
+    offsets: list[dict[str, int]] = [{} for _ in bands.details]
+    for level in range(len(bands.details) - 1, -1, -1):  # coarse to fine, in coding order: parents first
+        coded: list[np.ndarray] = []
+        for key in subband_coder.ORIENTATIONS:
+            parent = details[level + 1][key] if level + 1 < len(details) else None
+            details[level][key], offsets[level][key] = _rdo_quantize(
+                bands.details[level][key].numpy(), steps[level][key], parent,
+                subband_coder.neighbour_bands(coded, references, level, key))
+            coded.append(details[level][key])
+    offs = [low_offset] + [offsets[level][key] for level in range(len(details)) for key in ("HL", "LH", "HH")]
+    return encode_subbands(low, details, references), offs, details
 
 
 def decode_plane(data: bytes | memoryview, shape: tuple[int, int], step: float, weight: float, levels: int,
-                 offsets: list[int]) -> np.ndarray:
+                 offsets: list[int], references: Sequence[Details] = ()) -> tuple[np.ndarray, Details]:
+    """Inverse of `encode_bands` (after `transform_plane`): the plane and its quantized subbands."""
     low_shape, detail_shapes = wavelet.band_shapes(shape, levels)
-    low, details = decode_subbands(data, low_shape, detail_shapes)  # type: ignore[arg-type]
+    low, details = decode_subbands(data, low_shape, detail_shapes, references)  # type: ignore[arg-type]
     low_step, steps = _band_steps(step, weight, len(details))
     if len(offsets) < 1 + 3 * len(details):
         raise BitstreamError("corrupt wavelet stream: wrong number of band offsets")
@@ -119,7 +165,7 @@ def decode_plane(data: bytes | memoryview, shape: tuple[int, int], step: float, 
             level[key] = torch.from_numpy(_dequantize(lv[key], lv_steps[key], offsets[i]))
             i += 1
         bands.details.append(level)
-    return wavelet.inverse_2d(bands, wavelet.CDF_97).numpy()
+    return wavelet.inverse_2d(bands, wavelet.CDF_97).numpy(), details
 
 
 @register()
@@ -163,8 +209,12 @@ class WaveletCodec(Codec):
     def _container(self, image: Image, step: float, bands: list[wavelet.Subbands] | None = None) -> bytes:
         """The whole stream at a given base step (``bands``: the planes' transforms, when already made)."""
         bands = self._bands(image) if bands is None else bands
-        coded = [encode_bands(b, step, _weight(image.channels, k)) for k, b in enumerate(bands)]
-        streams, offsets = [c[0] for c in coded], [c[1] for c in coded]
+        streams, offsets, references = [], [], []
+        for k, b in enumerate(bands):
+            data, offs, details = encode_bands(b, step, _weight(image.channels, k), references)
+            streams.append(data)
+            offsets.append(offs)
+            references.append(details)
         meta = {"media": "image", "width": image.width, "height": image.height, "channels": image.channels,
                 "bit_depth": 8, "source": image.source}
         cfg = {"levels": self.levels, "tables": rc.bank_digest(), "format": subband_coder.FORMAT}
@@ -225,7 +275,7 @@ class WaveletCodec(Codec):
             progress.update(1)
 
     def decode(self, reader: bitstream.Reader, progress: Progress | None = None) -> Image:
-        meta, cfg = reader.header.metadata, reader.header.config
+        meta = reader.header.metadata
         try:
             h, w, c = int(meta["height"]), int(meta["width"]), int(meta["channels"])
         except (KeyError, TypeError, ValueError):
@@ -233,6 +283,7 @@ class WaveletCodec(Codec):
         if not (1 <= h <= 1 << 16 and 1 <= w <= 1 << 16 and c in (1, 3)):
             raise BitstreamError("corrupt wavelet header: impossible image parameters")
         planes: list[np.ndarray] = []
+        references: list[Details] = []
         step = 0.0
         for chunk in reader:
             if chunk.kind != CHUNK_KIND:
@@ -248,8 +299,10 @@ class WaveletCodec(Codec):
             offsets = list(_OFFSETS.unpack_from(chunk.payload, head - _OFFSETS.size))
             if any(abs(o) > OFFSET_STEPS // 2 for o in offsets):
                 raise BitstreamError("corrupt wavelet stream: reconstruction offsets out of range")
-            planes.append(decode_plane(memoryview(chunk.payload)[head:], (h, w), step, _weight(c, k),
-                                       self.levels, offsets))
+            plane, details = decode_plane(memoryview(chunk.payload)[head:], (h, w), step, _weight(c, k),
+                                          self.levels, offsets, references)
+            planes.append(plane)
+            references.append(details)
         if len(planes) != c:
             raise BitstreamError(f"stream holds {len(planes)} planes, the image needs {c}")
         if c == 1:
