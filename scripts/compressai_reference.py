@@ -18,7 +18,6 @@ and images in sensible ranges), then ``update()``'d. Written per model, without 
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import time
@@ -33,8 +32,8 @@ from compressai import zoo
 from compressai.entropy_models import EntropyBottleneck
 from compressai.layers import GDN
 from compressai.models import MeanScaleHyperprior
+from peer_reference_common import ROOT, reference_parser, save_weights, start
 
-ROOT = Path(__file__).resolve().parent.parent
 ARCHITECTURES = {
     "bmshj2018-factorized": zoo.bmshj2018_factorized,
     "bmshj2018-hyperprior": zoo.bmshj2018_hyperprior,
@@ -128,17 +127,12 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--out", required=True, type=Path, help="folder for the references")
+    p = reference_parser(__doc__)
     p.add_argument("--image", type=Path, default=ROOT / "samples" / "garden.png")
     p.add_argument("--architectures", nargs="+", default=list(ARCHITECTURES), choices=list(ARCHITECTURES))
     p.add_argument("--qualities", nargs="+", type=int, default=list(range(1, 9)))
     args = p.parse_args(argv)
-
-    from safetensors.torch import save_file
-
-    torch.set_num_threads(1)  # tiny tensors: extra threads only contend (and 2-core CI machines are shared)
-    args.out.mkdir(parents=True, exist_ok=True)
+    start(args.out)  # tiny tensors: extra threads only contend
     crops = load_crops(args.image)
     calibration = torch.cat([crops["pair"], crops["wide"][:, :, :64, :64]])
     models = []
@@ -150,9 +144,8 @@ def main(argv: list[str] | None = None) -> None:
             make_trained_looking(net, calibration, quality)
             net.eval()
             name = f"{arch}-q{quality}"
-            state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
-            save_file(state, str(args.out / f"{name}.safetensors"),
-                      metadata={"architecture": arch, "quality": str(quality), "compressai": compressai.__version__})
+            save_weights(net, args.out / f"{name}.safetensors",
+                         {"architecture": arch, "quality": str(quality), "compressai": compressai.__version__})
             arrays = {}
             for crop_name, x in crops.items():
                 for key, value in reference(net, x).items():

@@ -39,22 +39,21 @@ without pickle:
 """
 from __future__ import annotations
 
-import argparse
 import inspect
 import json
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import soundfile
 import torch
 import torch.nn.functional as F
 
 import dac
 from dac.model import DAC
+from peer_reference_common import audio_args, distinct_codes_per_level, read_mono, resample, save_weights, seeded_models
 
-ROOT = Path(__file__).resolve().parent.parent
 # descript-audio-codec's conf/final/{16khz,24khz,44khz}.yml (the released 8 kbps models)
 CONFIGS: dict[str, dict[str, Any]] = {
     "dac_16khz": dict(sample_rate=16_000, encoder_dim=64, encoder_rates=[2, 4, 5, 8], decoder_dim=1536,
@@ -69,25 +68,9 @@ DURATION = 0.51  # seconds: no model's hop divides the excerpt, so DAC's padding
 MIN_GAP = 1e-5  # smallest decision gap allowed in the references (20x float32 rounding of the distances)
 
 
-def resample(x: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
-    """Band-limited resampling of ``x`` ``[..., T]`` by truncating or zero-padding its spectrum."""
-    if rate_in == rate_out:
-        return x.astype(np.float32)
-    n_in = x.shape[-1]
-    n_out = int(round(n_in * rate_out / rate_in))
-    spectrum = np.fft.rfft(x.astype(np.float64), axis=-1)
-    bins = n_out // 2 + 1
-    if bins <= spectrum.shape[-1]:
-        spectrum = spectrum[..., :bins]
-    else:
-        spectrum = np.concatenate([spectrum, np.zeros((*spectrum.shape[:-1], bins - spectrum.shape[-1]))], axis=-1)
-    return (np.fft.irfft(spectrum, n_out, axis=-1) * (n_out / n_in)).astype(np.float32)
-
-
 def load_inputs(path: Path) -> dict[str, torch.Tensor]:
     """Each model's input batch ``[2, 1, T]``: the loudest excerpt of the clip at its rate, and a reversed copy."""
-    audio, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
-    mono = audio.mean(axis=1)
+    mono, rate = read_mono(path)
     size = int(DURATION * rate)
     energy = np.convolve(mono.astype(np.float64) ** 2, np.ones(size), mode="valid")
     start = int(np.argmax(energy)) / rate  # seconds
@@ -215,36 +198,23 @@ def reference(model: DAC, x: torch.Tensor, n_quantizers: list[int]) -> dict[str,
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--out", required=True, type=Path, help="folder for the references")
-    p.add_argument("--audio", type=Path, default=ROOT / "samples" / "speech.flac")
-    p.add_argument("--seed", type=int, default=2025)
-    args = p.parse_args(argv)
-
-    from safetensors.torch import save_file
-
-    torch.set_num_threads(1)  # deterministic, and the 2-core CI machines are shared
-    args.out.mkdir(parents=True, exist_ok=True)
+    args = audio_args(__doc__, 2025, argv)
     inputs = load_inputs(args.audio)
     entries = []
-    for i, (name, config) in enumerate(CONFIGS.items()):
-        started = time.monotonic()
-        torch.manual_seed(args.seed + i)
-        generator = torch.Generator().manual_seed(args.seed + 100 + i)
-        model = DAC(**config)
+    builders = {name: partial(DAC, **config) for name, config in CONFIGS.items()}
+    for name, model, generator, started in seeded_models(builders, args.seed):
         x = inputs[name]
         left = make_trained_looking(model, x, generator)
         model.eval()
-        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-        save_file(state, str(args.out / f"{name}.safetensors"), metadata={"descript-audio-codec": dac.__version__})
+        save_weights(model, args.out / f"{name}.safetensors", {"descript-audio-codec": dac.__version__})
         arrays = reference(model, x, N_QUANTIZERS[name])
         np.savez(args.out / f"{name}.npz", **arrays)
-        top = arrays[f"n{config['n_codebooks']}.codes"]
+        top = arrays[f"n{CONFIGS[name]['n_codebooks']}.codes"]
         entry = {"name": name, "kwargs": saved_kwargs(model), "sample_rate": model.sample_rate,
                  "hop_length": int(model.hop_length), "latent_dim": model.latent_dim,
                  "n_codebooks": model.n_codebooks, "n_quantizers": N_QUANTIZERS[name], "length": int(x.shape[-1]),
                  "batch": int(x.shape[0]), "frames": int(top.shape[-1]), "delay": int(model.delay),
-                 "distinct_codes_per_level": [int(len(np.unique(top[:, k]))) for k in range(top.shape[1])],
+                 "distinct_codes_per_level": distinct_codes_per_level(top),
                  "min_gap": float(arrays["gaps"].min()), "min_gap_required": MIN_GAP, "residual_energy": left}
         entries.append(entry)
         print(f"{name}: codes {list(top.shape)}, distinct codes per level {min(entry['distinct_codes_per_level'])}.."

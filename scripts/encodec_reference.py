@@ -32,44 +32,28 @@ model, without pickle:
 """
 from __future__ import annotations
 
-import argparse
 import json
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
-import soundfile
 import torch
 
 import encodec
 from encodec import EncodecModel
 from encodec.compress import compress
+from peer_reference_common import (ROOT, audio_args, distinct_codes_per_level, read_mono, resample, save_weights,
+                                   seeded_models)
 
-ROOT = Path(__file__).resolve().parent.parent
 MODELS = {"encodec_24khz": EncodecModel.encodec_model_24khz, "encodec_48khz": EncodecModel.encodec_model_48khz}
 BANDWIDTHS = {"encodec_24khz": [1.5, 24.0], "encodec_48khz": [3.0, 24.0]}  # lowest and highest of each
 ECDC_BANDWIDTH = 6.0
 
 
-def resample(x: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
-    """Band-limited resampling of ``x`` ``[..., T]`` by truncating or zero-padding its spectrum."""
-    if rate_in == rate_out:
-        return x
-    n_in = x.shape[-1]
-    n_out = int(round(n_in * rate_out / rate_in))
-    spectrum = np.fft.rfft(x.astype(np.float64), axis=-1)
-    bins = n_out // 2 + 1
-    if bins <= spectrum.shape[-1]:
-        spectrum = spectrum[..., :bins]
-    else:
-        spectrum = np.concatenate([spectrum, np.zeros((*spectrum.shape[:-1], bins - spectrum.shape[-1]))], axis=-1)
-    return (np.fft.irfft(spectrum, n_out, axis=-1) * (n_out / n_in)).astype(np.float32)
-
-
 def load_inputs(path: Path) -> dict[str, torch.Tensor]:
     """The two models' input batches ``[2, channels, T]`` from the speech clip."""
-    audio, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
-    mono = audio.mean(axis=1)
+    mono, rate = read_mono(path)
     at24 = resample(mono, rate, 24_000)
     x24 = np.stack([at24, 0.5 * at24[::-1]])[:, None, :]
     at48 = resample(mono, rate, 48_000)
@@ -206,28 +190,15 @@ def ecdc_reference(model: EncodecModel, wav: torch.Tensor, path: Path) -> dict[s
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--out", required=True, type=Path, help="folder for the references")
-    p.add_argument("--audio", type=Path, default=ROOT / "samples" / "speech.flac")
-    p.add_argument("--seed", type=int, default=2024)
-    args = p.parse_args(argv)
-
-    from safetensors.torch import save_file
-
-    torch.set_num_threads(1)  # deterministic, and the 2-core CI machines are shared
-    args.out.mkdir(parents=True, exist_ok=True)
+    args = audio_args(__doc__, 2024, argv)
     inputs = load_inputs(args.audio)
     entries = []
-    for i, (name, make) in enumerate(MODELS.items()):
-        started = time.monotonic()
-        torch.manual_seed(args.seed + i)
-        generator = torch.Generator().manual_seed(args.seed + 100 + i)
-        model = make(pretrained=False)
+    builders = {name: partial(make, pretrained=False) for name, make in MODELS.items()}
+    for name, model, generator, started in seeded_models(builders, args.seed):
         x = inputs[name]
         make_trained_looking(model, x, generator)
         model.eval()
-        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-        save_file(state, str(args.out / f"{name}.safetensors"), metadata={"encodec": encodec.__version__})
+        save_weights(model, args.out / f"{name}.safetensors", {"encodec": encodec.__version__})
         arrays = reference(model, x, BANDWIDTHS[name])
         arrays.update(ecdc_reference(model, x[0], args.out / f"{name}.ecdc"))
         np.savez(args.out / f"{name}.npz", **arrays)
@@ -240,7 +211,7 @@ def main(argv: list[str] | None = None) -> None:
                  "n_q": model.quantizer.n_q, "target_bandwidths": model.target_bandwidths,
                  "bandwidths": BANDWIDTHS[name], "codebooks": levels, "length": int(x.shape[-1]),
                  "batch": int(x.shape[0]), "frames": int(top.shape[-1]),
-                 "distinct_codes_per_level": [int(len(np.unique(top[:, k]))) for k in range(top.shape[1])]}
+                 "distinct_codes_per_level": distinct_codes_per_level(top)}
         entry["min_code_margin"], entry["residual_energy"] = code_margin(model, x, model.quantizer.n_q)
         entry["ecdc"] = {"file": f"{name}.ecdc", "bandwidth": ECDC_BANDWIDTH, "use_lm": False,
                          "codebooks": int(arrays["ecdc.codes"].shape[1]),

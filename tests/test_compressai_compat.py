@@ -7,40 +7,23 @@ numpy<2): ``bash .ci/compressai/setup.sh`` builds that venv, runs
 """
 from __future__ import annotations
 
-import json
 import math
-import os
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 import torch
+from peer_refs import PeerRefs
 
 from ncodec.codecs.image.models import FactorizedPrior, MeanScaleHyperprior, ScaleHyperprior
 from ncodec.errors import ModelFileError
 from ncodec.zoo import CONFIGS, compressai_config, from_compressai, load_weights
 
-REFS_ENV = "NCODEC_COMPRESSAI_REFS"
+REFS = PeerRefs("NCODEC_COMPRESSAI_REFS", ".ci/compressai/setup.sh", "CompressAI 1.2.8", "CompressAI")
 FORWARD_TOLERANCE = 1e-5
 DECODED_MIN_PSNR = 40.0
-
-
-def _manifest() -> dict[str, Any] | None:
-    """The references' manifest, None when the variable is unset (a set but bad path fails)."""
-    folder = os.environ.get(REFS_ENV)
-    if not folder:
-        return None
-    path = Path(folder) / "manifest.json"
-    if not path.is_file():
-        raise RuntimeError(f"{REFS_ENV}={folder} has no manifest.json: run .ci/compressai/setup.sh")
-    return json.loads(path.read_text())
-
-
-MANIFEST = _manifest()
-SKIP_REASON = (f"{REFS_ENV} is unset: run `bash .ci/compressai/setup.sh` (CompressAI 1.2.8 in its own venv) "
-               f"and set {REFS_ENV} to the folder it prints to compare against CompressAI")
-REFERENCE_MODELS = [m["name"] for m in MANIFEST["models"]] if MANIFEST else []
+MANIFEST = REFS.manifest
+REFERENCE_MODELS = REFS.names
 
 
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -48,29 +31,19 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> float:
     return math.inf if mse == 0 else 10 * math.log10(1.0 / mse)
 
 
-def _reference(name: str) -> tuple[dict[str, Any], Path, dict[str, np.ndarray]]:
-    assert MANIFEST is not None
-    folder = Path(os.environ[REFS_ENV])
-    entry = next(m for m in MANIFEST["models"] if m["name"] == name)
-    with np.load(folder / f"{name}.npz") as data:
-        arrays = dict(data)
-    return entry, folder / f"{name}.safetensors", arrays
-
-
 # ------------------------------------------------------------ against CompressAI
-@pytest.mark.skipif(MANIFEST is None, reason=SKIP_REASON)
+@REFS.needed
 def test_references_come_from_compressai_1_2_8() -> None:
     assert MANIFEST is not None and MANIFEST["compressai"] == "1.2.8"
     assert {m["architecture"] for m in MANIFEST["models"]} == set(CONFIGS)
     assert len(MANIFEST["models"]) == sum(len(q) for q in CONFIGS.values())
 
 
-@pytest.mark.skipif(MANIFEST is None, reason=SKIP_REASON)
-@pytest.mark.parametrize("name", REFERENCE_MODELS or ["none"])
+@REFS.each_model
 def test_matches_compressai(name: str) -> None:
     """Same forward outputs (<= 1e-5) and decoded images within 40 dB PSNR of CompressAI's."""
     torch.set_num_threads(1)  # tiny tensors: one thread is fastest and deterministic
-    entry, weights, ref = _reference(name)
+    entry, weights, ref = REFS.files(name)
     model = from_compressai(weights, entry["architecture"], entry["quality"])
     assert (model.N, model.M) == (entry["N"], entry["M"]) == compressai_config(entry["architecture"], entry["quality"])
     for crop in MANIFEST["crops"]:
@@ -91,11 +64,11 @@ def test_matches_compressai(name: str) -> None:
         assert psnr > DECODED_MIN_PSNR, f"{name} {crop}: decoded images differ (PSNR {psnr:.1f} dB)"
 
 
-@pytest.mark.skipif(MANIFEST is None, reason=SKIP_REASON)
+@REFS.needed
 def test_loads_compressai_torch_file(tmp_path: Path) -> None:
     """A CompressAI state dict saved with torch.save loads through weights_only, also as a checkpoint."""
     name = next(n for n in REFERENCE_MODELS if n.startswith("bmshj2018-hyperprior"))
-    entry, weights, _ = _reference(name)
+    entry, weights, _ = REFS.files(name)
     state = load_weights(weights)
     assert "entropy_bottleneck.matrices.0" in state  # CompressAI 1.2.8's own names
     torch.save(state, tmp_path / "model.pth.tar")
@@ -106,10 +79,10 @@ def test_loads_compressai_torch_file(tmp_path: Path) -> None:
         assert torch.equal(va, vb), k
 
 
-@pytest.mark.skipif(MANIFEST is None, reason=SKIP_REASON)
+@REFS.needed
 def test_wrong_architecture_or_quality_is_explained() -> None:
     name = next(n for n in REFERENCE_MODELS if n == "bmshj2018-hyperprior-q6")
-    _, weights, _ = _reference(name)
+    _, weights, _ = REFS.files(name)
     with pytest.raises(ModelFileError, match="looks like bmshj2018-hyperprior with N=192, M=320"):
         from_compressai(weights, "mbt2018-mean", 6)
     with pytest.raises(ModelFileError, match="shape mismatches"):

@@ -7,76 +7,35 @@ shape, key-translation and quantizer-option tests always run.
 """
 from __future__ import annotations
 
-import json
 import math
-import os
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from peer_refs import PeerRefs, assert_same_state, max_diff
 
 from ncodec.codecs.audio.dac_model import (DAC_CONFIGS, DACModel, Snake1d, dac_to_ncodec_state_dict,
                                            is_dac_state_dict, load_dac_state_dict, ncodec_to_dac_state_dict,
                                            to_dac_state_dict)
 from ncodec.quantizers.vq import VectorQuantizer
 
-REFS_ENV = "NCODEC_DAC_REFS"
+REFS = PeerRefs("NCODEC_DAC_REFS", ".ci/dac/setup.sh", "descript-audio-codec 1.0.0", "DAC")
 TOLERANCE = 1e-4  # max abs difference of waveforms and latents
-
-
-def _manifest() -> dict[str, Any] | None:
-    """The references' manifest, None when the variable is unset (a set but bad path fails)."""
-    folder = os.environ.get(REFS_ENV)
-    if not folder:
-        return None
-    path = Path(folder) / "manifest.json"
-    if not path.is_file():
-        raise RuntimeError(f"{REFS_ENV}={folder} has no manifest.json: run .ci/dac/setup.sh")
-    return json.loads(path.read_text())
-
-
-MANIFEST = _manifest()
-SKIP_REASON = (f"{REFS_ENV} is unset: run `bash .ci/dac/setup.sh` (descript-audio-codec 1.0.0 in its own venv) "
-               f"and set {REFS_ENV} to the folder it prints to compare against DAC")
-REFERENCE_MODELS = [m["name"] for m in MANIFEST["models"]] if MANIFEST else []
 BUILDERS: dict[str, Callable[[], DACModel]] = {"dac_16khz": DACModel.dac_16khz, "dac_24khz": DACModel.dac_24khz,
                                                "dac_44khz": DACModel.dac_44khz}
 
 
-def _reference(name: str) -> tuple[dict[str, Any], dict[str, torch.Tensor], dict[str, np.ndarray]]:
-    from safetensors.torch import load_file
-
-    assert MANIFEST is not None
-    folder = Path(os.environ[REFS_ENV])
-    entry = next(m for m in MANIFEST["models"] if m["name"] == name)
-    with np.load(folder / f"{name}.npz") as data:
-        arrays = dict(data)
-    return entry, load_file(str(folder / f"{name}.safetensors")), arrays
-
-
-def _max_diff(ours: torch.Tensor, theirs: np.ndarray, what: str) -> float:
-    assert tuple(ours.shape) == theirs.shape, f"{what}: shape {tuple(ours.shape)} != {theirs.shape}"
-    return float(np.max(np.abs(ours.detach().numpy().astype(np.float64) - theirs.astype(np.float64))))
-
-
 # ---------------------------------------------------------------- against DAC
-@pytest.mark.skipif(MANIFEST is None, reason=SKIP_REASON)
-def test_references_come_from_dac_1_0_0() -> None:
-    assert MANIFEST is not None and MANIFEST["descript-audio-codec"] == "1.0.0"
-    assert set(REFERENCE_MODELS) == set(BUILDERS)
+test_references_come_from_dac_1_0_0 = REFS.provenance_test("descript-audio-codec", "1.0.0", BUILDERS)
 
 
-@pytest.mark.skipif(MANIFEST is None, reason=SKIP_REASON)
-@pytest.mark.parametrize("name", REFERENCE_MODELS or ["none"])
+@REFS.each_model
 def test_matches_dac(name: str) -> None:
     """DAC's weights load with plain load_state_dict and give its codes exactly, its waveforms to 1e-4."""
-    torch.set_num_threads(1)
-    entry, state, ref = _reference(name)
-    model = BUILDERS[name]()
-    model.load_state_dict(state)  # DAC's own key names
+    entry, model, ref = REFS.loaded(name, BUILDERS)  # DAC's own key names, plain load_state_dict
     kwargs = entry["kwargs"]
     assert (model.sample_rate, model.hop_length, model.latent_dim, model.n_codebooks) == (
         entry["sample_rate"], entry["hop_length"], entry["latent_dim"], entry["n_codebooks"])
@@ -86,9 +45,9 @@ def test_matches_dac(name: str) -> None:
     x = torch.from_numpy(ref["x"])
     assert torch.equal(model.preprocess(x), torch.from_numpy(ref["x_padded"]))
     with torch.no_grad():
-        errors = {"encoder_out": _max_diff(model.encoder(model.preprocess(x)), ref["encoder_out"], "encoder_out"),
-                  "decoder_out": _max_diff(model.decode_latents(torch.from_numpy(ref["encoder_out"])),
-                                           ref["decoder_out"], "decoder_out")}
+        errors = {"encoder_out": max_diff(model.encoder(model.preprocess(x)), ref["encoder_out"], "encoder_out"),
+                  "decoder_out": max_diff(model.decode_latents(torch.from_numpy(ref["encoder_out"])),
+                                          ref["decoder_out"], "decoder_out")}
     for n in entry["n_quantizers"]:
         codes = model.encode(x, n)
         theirs = ref[f"n{n}.codes"]
@@ -103,30 +62,27 @@ def test_matches_dac(name: str) -> None:
             # decode DAC's codes, so a waveform mismatch is the decoder's, not the encoder's
             given = torch.from_numpy(theirs)
             z = model.quantized_latents(given)
-            errors[f"n{n}.from_codes_z"] = _max_diff(z, ref[f"n{n}.from_codes_z"], "from_codes_z")
-            errors[f"n{n}.z"] = _max_diff(z, ref[f"n{n}.z"], "z")
+            errors[f"n{n}.from_codes_z"] = max_diff(z, ref[f"n{n}.from_codes_z"], "from_codes_z")
+            errors[f"n{n}.z"] = max_diff(z, ref[f"n{n}.z"], "z")
             wav = model.decode_codes(given)
-            errors[f"n{n}.from_codes"] = _max_diff(wav, ref[f"n{n}.from_codes"], "from_codes")
-            errors[f"n{n}.decoded"] = _max_diff(wav, ref[f"n{n}.decoded"], "decoded")
+            errors[f"n{n}.from_codes"] = max_diff(wav, ref[f"n{n}.from_codes"], "from_codes")
+            errors[f"n{n}.decoded"] = max_diff(wav, ref[f"n{n}.decoded"], "decoded")
             trimmed = model.decode_codes(given, x.shape[-1])
             assert torch.equal(trimmed, wav[..., :x.shape[-1]])
-            errors[f"n{n}.output"] = _max_diff(trimmed, ref[f"n{n}.output"], "output")
+            errors[f"n{n}.output"] = max_diff(trimmed, ref[f"n{n}.output"], "output")
     worst = max(errors, key=errors.__getitem__)
     assert errors[worst] <= TOLERANCE, f"{name}: {worst} max abs diff {errors[worst]:.3g} ({errors})"
 
 
-@pytest.mark.skipif(MANIFEST is None, reason=SKIP_REASON)
-@pytest.mark.parametrize("name", REFERENCE_MODELS or ["none"])
+@REFS.each_model
 def test_writes_dac_state_dict(name: str, tmp_path: Path) -> None:
     """ncodec writes back exactly DAC's keys, shapes and values; a DAC weights file (state dict and the
     constructor kwargs DAC's save records) builds and loads the model."""
-    entry, state, _ = _reference(name)
+    entry, state, _ = REFS.state(name)
     model = BUILDERS[name]()
     load_dac_state_dict(model, state)
     back = to_dac_state_dict(model)
-    assert set(back) == set(state)
-    for key, value in state.items():
-        assert back[key].dtype == value.dtype and torch.equal(back[key], value), key
+    assert_same_state(back, state)
     torch.save({"state_dict": state, "metadata": {"kwargs": entry["kwargs"]}}, tmp_path / "weights.pth")
     again = DACModel.from_dac_checkpoint(torch.load(tmp_path / "weights.pth", weights_only=True))
     assert (again.sample_rate, again.hop_length, again.n_codebooks) == (model.sample_rate, model.hop_length,

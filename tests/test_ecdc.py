@@ -5,13 +5,13 @@ from __future__ import annotations
 import io
 import json
 import math
-import os
 import struct
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from peer_refs import refs_folder
 
 from ncodec.cli import main
 from ncodec.codecs.audio.ecdc import (
@@ -28,7 +28,7 @@ from ncodec.errors import BitstreamError, ModelFileError
 from ncodec.io import read_audio
 
 REFS_ENV = "NCODEC_ENCODEC_REFS"
-REFS = Path(os.environ[REFS_ENV]) if os.environ.get(REFS_ENV) else None
+REFS = refs_folder(REFS_ENV)
 NEEDS_REFS = pytest.mark.skipif(REFS is None, reason=f"{REFS_ENV} is unset: run `bash .ci/encodec/setup.sh` and "
                                                       f"set {REFS_ENV} to compare with files EnCodec wrote")
 

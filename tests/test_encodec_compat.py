@@ -7,15 +7,12 @@ shape, streaming, segmenting and key-translation tests always run.
 """
 from __future__ import annotations
 
-import json
 import math
-import os
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import pytest
 import torch
+from peer_refs import PeerRefs, assert_same_state, max_diff
 
 from ncodec.codecs.audio.encodec_model import (EncodedAudio, SEANetCodecModel, encodec_to_ncodec_state_dict,
                                                is_encodec_state_dict, linear_overlap_add, load_encodec_state_dict,
@@ -24,59 +21,19 @@ from ncodec.codecs.audio.seanet import (SEANetDecoder, SEANetEncoder, Streamable
                                         extra_padding, ncodec_weight_names, pad1d)
 from ncodec.quantizers.residual import ResidualVQ
 
-REFS_ENV = "NCODEC_ENCODEC_REFS"
+REFS = PeerRefs("NCODEC_ENCODEC_REFS", ".ci/encodec/setup.sh", "EnCodec 0.1.1", "EnCodec")
 TOLERANCE = 1e-4  # max abs difference of waveforms and latents
-
-
-def _manifest() -> dict[str, Any] | None:
-    """The references' manifest, None when the variable is unset (a set but bad path fails)."""
-    folder = os.environ.get(REFS_ENV)
-    if not folder:
-        return None
-    path = Path(folder) / "manifest.json"
-    if not path.is_file():
-        raise RuntimeError(f"{REFS_ENV}={folder} has no manifest.json: run .ci/encodec/setup.sh")
-    return json.loads(path.read_text())
-
-
-MANIFEST = _manifest()
-SKIP_REASON = (f"{REFS_ENV} is unset: run `bash .ci/encodec/setup.sh` (EnCodec 0.1.1 in its own venv) "
-               f"and set {REFS_ENV} to the folder it prints to compare against EnCodec")
-REFERENCE_MODELS = [m["name"] for m in MANIFEST["models"]] if MANIFEST else []
 BUILDERS = {"encodec_24khz": SEANetCodecModel.encodec_24khz, "encodec_48khz": SEANetCodecModel.encodec_48khz}
 
 
-def _reference(name: str) -> tuple[dict[str, Any], dict[str, torch.Tensor], dict[str, np.ndarray]]:
-    from safetensors.torch import load_file
-
-    assert MANIFEST is not None
-    folder = Path(os.environ[REFS_ENV])
-    entry = next(m for m in MANIFEST["models"] if m["name"] == name)
-    with np.load(folder / f"{name}.npz") as data:
-        arrays = dict(data)
-    return entry, load_file(str(folder / f"{name}.safetensors")), arrays
-
-
-def _max_diff(ours: torch.Tensor, theirs: np.ndarray, what: str) -> float:
-    assert tuple(ours.shape) == theirs.shape, f"{what}: shape {tuple(ours.shape)} != {theirs.shape}"
-    return float(np.max(np.abs(ours.detach().numpy().astype(np.float64) - theirs.astype(np.float64))))
-
-
 # ------------------------------------------------------------ against EnCodec
-@pytest.mark.skipif(MANIFEST is None, reason=SKIP_REASON)
-def test_references_come_from_encodec_0_1_1() -> None:
-    assert MANIFEST is not None and MANIFEST["encodec"] == "0.1.1"
-    assert set(REFERENCE_MODELS) == set(BUILDERS)
+test_references_come_from_encodec_0_1_1 = REFS.provenance_test("encodec", "0.1.1", BUILDERS)
 
 
-@pytest.mark.skipif(MANIFEST is None, reason=SKIP_REASON)
-@pytest.mark.parametrize("name", REFERENCE_MODELS or ["none"])
+@REFS.each_model
 def test_matches_encodec(name: str) -> None:
     """EnCodec's weights load with plain load_state_dict and give its codes exactly, its waveforms to 1e-4."""
-    torch.set_num_threads(1)
-    entry, state, ref = _reference(name)
-    model = BUILDERS[name]()
-    model.load_state_dict(state)  # EnCodec's own key names
+    entry, model, ref = REFS.loaded(name, BUILDERS)  # EnCodec's own key names, plain load_state_dict
     assert (model.sample_rate, model.channels, model.frame_rate, model.quantizer.num_codebooks) == (
         entry["sample_rate"], entry["channels"], entry["frame_rate"], entry["n_q"])
     assert model.target_bandwidths == entry["target_bandwidths"]
@@ -85,9 +42,9 @@ def test_matches_encodec(name: str) -> None:
     x = torch.from_numpy(ref["x"])
     with torch.no_grad():
         latents = model.encoder(x if model.segment is None else x[..., :model.segment_length])
-        errors = {"encoder_out": _max_diff(latents, ref["encoder_out"], "encoder_out"),
-                  "decoder_out": _max_diff(model.decoder(torch.from_numpy(ref["encoder_out"])), ref["decoder_out"],
-                                           "decoder_out")}
+        errors = {"encoder_out": max_diff(latents, ref["encoder_out"], "encoder_out"),
+                  "decoder_out": max_diff(model.decoder(torch.from_numpy(ref["encoder_out"])), ref["decoder_out"],
+                                          "decoder_out")}
     for bw in entry["bandwidths"]:
         encoded = model.encode(x, bw)
         codes = ref[f"bw{bw}.codes"]
@@ -96,32 +53,29 @@ def test_matches_encodec(name: str) -> None:
         mismatched = int((encoded.codes.numpy() != codes).sum())
         assert mismatched == 0, f"{name} at {bw} kbps: {mismatched} of {codes.size} codes differ"
         if model.normalize:
-            errors[f"bw{bw}.scales"] = _max_diff(encoded.scales, ref[f"bw{bw}.scales"], "scales")
+            errors[f"bw{bw}.scales"] = max_diff(encoded.scales, ref[f"bw{bw}.scales"], "scales")
         else:
             assert encoded.scales is None
         with torch.no_grad():
             # decode EnCodec's codes, so a waveform mismatch is the decoder's, not the encoder's
             from_ref = EncodedAudio(torch.from_numpy(codes), encoded.scales, encoded.length)
-            errors[f"bw{bw}.output"] = _max_diff(model.decode(from_ref), ref[f"bw{bw}.output"], "output")
-            errors[f"bw{bw}.forward"] = _max_diff(model(x, bw), ref[f"bw{bw}.output"], "forward")
+            errors[f"bw{bw}.output"] = max_diff(model.decode(from_ref), ref[f"bw{bw}.output"], "output")
+            errors[f"bw{bw}.forward"] = max_diff(model(x, bw), ref[f"bw{bw}.output"], "forward")
             if model.segment is None:  # untrimmed, whole frames, as EnCodec's decode
-                errors[f"bw{bw}.decoded"] = _max_diff(model.decode(from_ref.codes), ref[f"bw{bw}.decoded"],
-                                                      "decoded")
+                errors[f"bw{bw}.decoded"] = max_diff(model.decode(from_ref.codes), ref[f"bw{bw}.decoded"],
+                                                     "decoded")
     worst = max(errors, key=errors.__getitem__)
     assert errors[worst] <= TOLERANCE, f"{name}: {worst} max abs diff {errors[worst]:.3g} ({errors})"
 
 
-@pytest.mark.skipif(MANIFEST is None, reason=SKIP_REASON)
-@pytest.mark.parametrize("name", REFERENCE_MODELS or ["none"])
+@REFS.each_model
 def test_writes_encodec_state_dict(name: str, tmp_path: Path) -> None:
     """ncodec writes back exactly EnCodec's keys, shapes and values; a torch file of them loads too."""
-    _, state, _ = _reference(name)
+    _, state, _ = REFS.state(name)
     model = BUILDERS[name]()
     load_encodec_state_dict(model, state)
     back = to_encodec_state_dict(model)
-    assert set(back) == set(state)
-    for key, value in state.items():
-        assert back[key].dtype == value.dtype and torch.equal(back[key], value), key
+    assert_same_state(back, state)
     torch.save(state, tmp_path / "encodec.th")
     again = BUILDERS[name]()
     again.load_state_dict(torch.load(tmp_path / "encodec.th", weights_only=True))

@@ -68,27 +68,32 @@ def _truncated_tables(pmfs: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> CdfTa
     return CdfTables.from_pmf(body, offsets=lo, sizes=sizes)
 
 
-def gauss_case(n: int, seed: int = 0) -> Case:
-    rng = np.random.default_rng(seed)
+def gauss64_tables(mean: float = 128.0) -> tuple[np.ndarray, np.ndarray, CdfTables]:
+    """The ``gauss64`` case's 64 scales (0.5 .. 40, log-spaced), their pmfs around ``mean`` and the
+    tables ncodec codes them with (``TAIL_SIGMAS`` either side, the rest through the escape)."""
     scales = np.exp(np.linspace(math.log(0.5), math.log(40.0), 64))
-    mean = 128.0
     pmfs = _discretised_gaussian(mean, scales)
-    idx = rng.integers(0, 64, n).astype(np.int32)
-    cdf = np.cumsum(pmfs, axis=1)
-    sym = np.minimum((rng.random(n)[:, None] > cdf[idx]).sum(axis=1), ALPHABET - 1).astype(np.int32)
     lo = np.maximum(0, np.floor(mean - TAIL_SIGMAS * scales)).astype(np.int64)
     hi = np.minimum(ALPHABET - 1, np.ceil(mean + TAIL_SIGMAS * scales)).astype(np.int64)
+    return scales, pmfs, _truncated_tables(pmfs, lo, hi)
+
+
+def gaussian_constriction(symbols: np.ndarray, index: np.ndarray, scales: np.ndarray,
+                          mean: float) -> Callable[[], dict[str, Callable[..., Any]]]:
+    """constriction's coder for ``symbols`` from Gaussians around ``mean`` with ``scales[index]``: its
+    ``AnsCoder`` with per-symbol ``QuantizedGaussian`` (imported, and the per-symbol arrays made, on use)."""
 
     def constriction_coder() -> dict[str, Callable[..., Any]]:
+        """constriction's encoder and decoder for these symbols."""
         import constriction
 
         model = constriction.stream.model.QuantizedGaussian(0, ALPHABET - 1)
-        means = np.full(n, mean)
-        stds = scales[idx].astype(np.float64)
+        means = np.full(symbols.size, mean)
+        stds = scales[index].astype(np.float64)
 
         def enc() -> np.ndarray:
             coder = constriction.stream.stack.AnsCoder()
-            coder.encode_reverse(sym, model, means, stds)
+            coder.encode_reverse(symbols, model, means, stds)
             return coder.get_compressed()
 
         def dec(data: np.ndarray) -> np.ndarray:
@@ -96,7 +101,17 @@ def gauss_case(n: int, seed: int = 0) -> Case:
 
         return {"enc": enc, "dec": dec}
 
-    return Case("gauss64_n%s" % _short(n), sym, idx, pmfs, _truncated_tables(pmfs, lo, hi), constriction_coder)
+    return constriction_coder
+
+
+def gauss_case(n: int, seed: int = 0) -> Case:
+    rng = np.random.default_rng(seed)
+    mean = 128.0
+    scales, pmfs, tables = gauss64_tables(mean)
+    idx = rng.integers(0, 64, n).astype(np.int32)
+    cdf = np.cumsum(pmfs, axis=1)
+    sym = np.minimum((rng.random(n)[:, None] > cdf[idx]).sum(axis=1), ALPHABET - 1).astype(np.int32)
+    return Case(f"gauss64_n{_short(n)}", sym, idx, pmfs, tables, gaussian_constriction(sym, idx, scales, mean))
 
 
 def factorized_case(n: int, channels: int = 192, seed: int = 1) -> Case:
@@ -149,6 +164,20 @@ def _short(n: int) -> str:
     return str(n)
 
 
+def time_constriction(case: Case, repeats: int) -> tuple[float, float, int] | None:
+    """constriction on ``case``: encode and decode times (best of ``repeats``) and its stream's size in
+    bytes, after checking the round trip; None when constriction is not installed."""
+    try:
+        coder = case.constriction()
+    except ImportError:
+        return None
+    t_enc, data = best_time(coder["enc"], repeats)
+    t_dec, out = best_time(lambda: coder["dec"](data), repeats)
+    if not np.array_equal(np.asarray(out), case.symbols):
+        raise AssertionError(f"constriction round trip failed on {case.name}")
+    return t_enc, t_dec, int(np.asarray(data).nbytes)
+
+
 def run_case(case: Case, repeats: int, peers: bool = True) -> list[dict[str, Any]]:
     n = case.symbols.size
     ideal = case.ideal_bits()
@@ -160,25 +189,17 @@ def run_case(case: Case, repeats: int, peers: bool = True) -> list[dict[str, Any
     rows.append({"coder": "ncodec", "case": case.name, "n": n, "enc_msym_s": n / t_enc / 1e6,
                  "dec_msym_s": n / t_dec / 1e6, "overhead_pct": 100 * (8 * len(data) / ideal - 1),
                  "bytes": len(data), "ideal_bytes": ideal / 8, "lanes": rans.read_header(data).lanes})
-    if peers:
-        try:
-            coder = case.constriction()
-        except ImportError:
-            coder = None
-        if coder is not None:
-            t_enc, cdata = best_time(coder["enc"], repeats)
-            t_dec, cout = best_time(lambda: coder["dec"](cdata), repeats)
-            if not np.array_equal(np.asarray(cout), case.symbols):
-                raise AssertionError(f"constriction round trip failed on {case.name}")
-            cbytes = int(np.asarray(cdata).nbytes)
-            rows.append({"coder": "constriction", "case": case.name, "n": n, "enc_msym_s": n / t_enc / 1e6,
-                         "dec_msym_s": n / t_dec / 1e6, "overhead_pct": 100 * (8 * cbytes / ideal - 1),
-                         "bytes": cbytes, "ideal_bytes": ideal / 8})
-            a, b = rows[-2], rows[-1]
-            rows.append({"ratio": "ncodec/constriction", "case": case.name,
-                         "enc_speedup": a["enc_msym_s"] / b["enc_msym_s"],
-                         "dec_speedup": a["dec_msym_s"] / b["dec_msym_s"],
-                         "size_ratio": a["bytes"] / b["bytes"]})
+    timed = time_constriction(case, repeats) if peers else None
+    if timed is not None:
+        t_enc, t_dec, cbytes = timed
+        rows.append({"coder": "constriction", "case": case.name, "n": n, "enc_msym_s": n / t_enc / 1e6,
+                     "dec_msym_s": n / t_dec / 1e6, "overhead_pct": 100 * (8 * cbytes / ideal - 1),
+                     "bytes": cbytes, "ideal_bytes": ideal / 8})
+        a, b = rows[-2], rows[-1]
+        rows.append({"ratio": "ncodec/constriction", "case": case.name,
+                     "enc_speedup": a["enc_msym_s"] / b["enc_msym_s"],
+                     "dec_speedup": a["dec_msym_s"] / b["dec_msym_s"],
+                     "size_ratio": a["bytes"] / b["bytes"]})
     return rows
 
 

@@ -16,7 +16,6 @@ GPU times are best of ``--repeats`` after a warm-up run (kernel compilation); CP
 """
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ import numpy as np
 import torch
 
 from ..entropy import rans
-from .entropy import ALPHABET, TAIL_SIGMAS, Case, _discretised_gaussian, _short, _truncated_tables
+from .entropy import ALPHABET, Case, _short, gauss64_tables, gaussian_constriction, time_constriction
 from .timing import best_time
 
 
@@ -43,42 +42,20 @@ class DeviceCase(Case):
 
 def device_gauss_case(n: int, device: torch.device, seed: int = 0) -> DeviceCase:
     """The ``gauss64`` case, its symbols drawn on ``device`` (fast at 256M) and kept on the host too."""
-    scales = np.exp(np.linspace(math.log(0.5), math.log(40.0), 64))
     mean = 128.0
-    pmfs = _discretised_gaussian(mean, scales)
+    scales, pmfs, tables = gauss64_tables(mean)
     gen = torch.Generator(device=device).manual_seed(seed)
     idx = torch.randint(0, 64, (n,), generator=gen, device=device, dtype=torch.int64)
     u = torch.rand(n, generator=gen, device=device, dtype=torch.float64)
     # inverse-CDF sampling in one search: table t's CDF shifted to [t, t + 1]
     keys = torch.from_numpy((np.arange(64)[:, None] + np.cumsum(pmfs, axis=1)).reshape(-1)).to(device)
     sym = (torch.searchsorted(keys, idx + u) - idx * ALPHABET).clamp_(0, ALPHABET - 1)
-    lo = np.maximum(0, np.floor(mean - TAIL_SIGMAS * scales)).astype(np.int64)
-    hi = np.minimum(ALPHABET - 1, np.ceil(mean + TAIL_SIGMAS * scales)).astype(np.int64)
     counts = torch.bincount(idx * ALPHABET + sym, minlength=64 * ALPHABET).cpu().numpy()
     ideal = float((counts * -np.log2(np.maximum(pmfs.reshape(-1), 1e-300))).sum())
     sym_np = sym.to(torch.int32).cpu().numpy()
     idx_np = idx.to(torch.int32).cpu().numpy()
-
-    def constriction_coder() -> dict[str, Callable[..., Any]]:
-        """constriction's encoder and decoder for these symbols (imported on use)."""
-        import constriction
-
-        model = constriction.stream.model.QuantizedGaussian(0, ALPHABET - 1)
-        means = np.full(n, mean)
-        stds = scales[idx_np].astype(np.float64)
-
-        def enc() -> np.ndarray:
-            coder = constriction.stream.stack.AnsCoder()
-            coder.encode_reverse(sym_np, model, means, stds)
-            return coder.get_compressed()
-
-        def dec(data: np.ndarray) -> np.ndarray:
-            return constriction.stream.stack.AnsCoder(data).decode(model, means, stds)
-
-        return {"enc": enc, "dec": dec}
-
-    return DeviceCase(f"gauss64_n{_short(n)}", sym_np, idx_np, pmfs, _truncated_tables(pmfs, lo, hi),
-                      constriction_coder, ideal)
+    return DeviceCase(f"gauss64_n{_short(n)}", sym_np, idx_np, pmfs, tables,
+                      gaussian_constriction(sym_np, idx_np, scales, mean), ideal)
 
 
 def _synced(fn: Callable[[], Any], device: torch.device) -> Callable[[], Any]:
@@ -157,23 +134,15 @@ def run_device_case(case: Case, device: torch.device, repeats: int, cpu_repeats:
     rows.append({"ratio": "triton/cpu", "case": case.name, "n": n,
                  "enc_speedup": gpu["enc_gsym_s"] / cpu["enc_gsym_s"],
                  "dec_speedup": gpu["dec_gsym_s"] / cpu["dec_gsym_s"], "size_ratio": gpu["bytes"] / cpu["bytes"]})
-    if peers:
-        try:
-            coder = case.constriction()
-        except ImportError:
-            coder = None
-        if coder is not None:
-            t_penc, pdata = best_time(coder["enc"], cpu_repeats)
-            t_pdec, pout = best_time(lambda: coder["dec"](pdata), cpu_repeats)
-            if not np.array_equal(np.asarray(pout), case.symbols):
-                raise AssertionError(f"constriction round trip failed on {case.name}")
-            pbytes = int(np.asarray(pdata).nbytes)
-            peer = {"coder": "constriction", "case": case.name, "n": n, **_rates(n, t_penc, t_pdec),
-                    "bytes": pbytes, "overhead_pct": 100 * (8 * pbytes / ideal - 1)}
-            rows.append(peer)
-            rows.append({"ratio": "triton/constriction", "case": case.name, "n": n,
-                         "enc_speedup": gpu["enc_gsym_s"] / peer["enc_gsym_s"],
-                         "dec_speedup": gpu["dec_gsym_s"] / peer["dec_gsym_s"], "size_ratio": gpu["bytes"] / pbytes})
+    timed = time_constriction(case, cpu_repeats) if peers else None
+    if timed is not None:
+        t_penc, t_pdec, pbytes = timed
+        peer = {"coder": "constriction", "case": case.name, "n": n, **_rates(n, t_penc, t_pdec),
+                "bytes": pbytes, "overhead_pct": 100 * (8 * pbytes / ideal - 1)}
+        rows.append(peer)
+        rows.append({"ratio": "triton/constriction", "case": case.name, "n": n,
+                     "enc_speedup": gpu["enc_gsym_s"] / peer["enc_gsym_s"],
+                     "dec_speedup": gpu["dec_gsym_s"] / peer["dec_gsym_s"], "size_ratio": gpu["bytes"] / pbytes})
     return rows
 
 
