@@ -1,7 +1,8 @@
 """The Python API: `encode`, `decode` and `info`.
 
 ``encode`` takes an image (``HxWxC`` uint8/uint16 array, ``CxHxW`` tensor), audio
-(``(samples, sample_rate)``), an `Image` / `Audio`, or a file path; ``decode`` hands back
+(``(samples, sample_rate)``), an `Image` / `Audio` / `Video`, or a file path (video files need
+PyAV); ``decode`` hands back
 the same kind of object it was given (the stream records which), and ``info`` reads a
 stream's header and chunk table without decoding.
 """
@@ -16,7 +17,7 @@ import numpy as np
 from . import bitstream
 from .errors import BitstreamError, Error, MediaError
 from .io import read_media
-from .media import Audio, Image
+from .media import Audio, Image, Video
 from .progress import Progress
 from .registry import codec_class, default_codec, get_codec
 
@@ -25,9 +26,9 @@ def _is_tensor(x: Any) -> bool:
     return type(x).__module__.startswith("torch") and hasattr(x, "detach")
 
 
-def to_media(x: Any) -> Image | Audio:
-    """Wrap user input as `Image` / `Audio`, noting in ``source`` how to hand it back."""
-    if isinstance(x, (Image, Audio)):
+def to_media(x: Any) -> Image | Audio | Video:
+    """Wrap user input as `Image` / `Audio` / `Video`, noting in ``source`` how to hand it back."""
+    if isinstance(x, (Image, Audio, Video)):
         x.source = {"type": "media"}
         return x
     if isinstance(x, (str, Path)):
@@ -85,11 +86,16 @@ def _to_audio(samples: Any, rate: Any) -> Audio:
     return Audio(arr, rate, source=src)
 
 
-def from_media(media: Image | Audio) -> Any:
-    """Hand decoded media back in the form recorded at encode time (numpy when unknown)."""
+def media_kind(media: Image | Audio | Video) -> str:
+    """The media kind ("image", "audio" or "video") a codec must take to code ``media``."""
+    return "image" if isinstance(media, Image) else "video" if isinstance(media, Video) else "audio"
+
+
+def from_media(media: Image | Audio | Video) -> Any:
+    """Hand decoded media back in the form recorded at encode time (numpy when unknown; video as `Video`)."""
     src = media.source if isinstance(media.source, dict) else {}
     kind = src.get("type")
-    if kind == "media":
+    if kind == "media" or isinstance(media, Video):
         return media
     if isinstance(media, Image):
         px = media.pixels
@@ -111,7 +117,7 @@ def from_media(media: Image | Audio) -> Any:
 def encode(x: Any, codec: str | None = None, progress: Progress | None = None, **options: Any) -> bytes:
     """Encode media into an ncodec stream with the named codec (the media's default if None)."""
     media = to_media(x)
-    kind = "image" if isinstance(media, Image) else "audio"
+    kind = media_kind(media)
     name = codec or default_codec(kind, media)
     impl = get_codec(name, **options)
     if impl.media != kind:
@@ -130,8 +136,8 @@ def _reader(data: Any) -> bitstream.Reader:
     return bitstream.Reader(data)
 
 
-def decode_media(data: Any, progress: Progress | None = None, **options: Any) -> Image | Audio:
-    """Decode a stream into `Image` / `Audio` (what the CLI writes to files); ``options`` such as
+def decode_media(data: Any, progress: Progress | None = None, **options: Any) -> Image | Audio | Video:
+    """Decode a stream into `Image` / `Audio` / `Video` (what the CLI writes to files); ``options`` such as
     ``model`` (a weights file) reach the codec."""
     reader = _reader(data)
     codec = codec_class(reader.header.codec).from_header(reader.header, **options)
@@ -163,6 +169,11 @@ def info(data: Any) -> dict[str, Any]:
             seconds = int(meta["frames"]) / int(meta["sample_rate"])
             out["duration_s"] = seconds
             out["kbps"] = 8 * size / seconds / 1000 if seconds > 0 else 0.0
+        elif meta.get("media") == "video":
+            frames, fps = int(meta["frames"]), float(meta["fps"])
+            out["bpp"] = 8 * size / (frames * int(meta["width"]) * int(meta["height"]))
+            out["duration_s"] = frames / fps
+            out["kbps"] = 8 * size / out["duration_s"] / 1000
     except (KeyError, TypeError, ValueError, ZeroDivisionError):
         pass
     try:

@@ -6,6 +6,7 @@ message (``--debug`` shows the traceback).
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import sys
 import traceback
@@ -14,8 +15,16 @@ from typing import Any, Sequence
 
 from . import api, bitstream
 from .errors import Error
-from .io import atomic_output, audio_format_for, detect_media, write_audio, write_image
-from .media import Audio, Image
+from .io import (
+    atomic_output,
+    audio_format_for,
+    detect_media,
+    video_format_for,
+    write_audio,
+    write_image,
+    write_video_lossless,
+)
+from .media import Audio, Image, Video
 from .progress import Progress
 from .registry import codec_class, default_codec, get_codec, list_codecs
 
@@ -62,7 +71,7 @@ def cmd_compress(args: argparse.Namespace) -> None:
     media = api.to_media(data)
     if args.input != "-":
         media.source = {"type": "file", "suffix": Path(args.input).suffix.lower()[:16], "name": Path(args.input).name[:255]}
-    kind = "image" if isinstance(media, Image) else "audio"
+    kind = api.media_kind(media)
     name = args.codec or default_codec(kind, media)
     options = _parse_options(args.option)
     if args.quality is not None:
@@ -84,21 +93,26 @@ def cmd_compress(args: argparse.Namespace) -> None:
         _say(args, _summary(media, len(data), written, out))
 
 
-def _summary(media: Image | Audio, in_bytes: int, out_bytes: int, out: str) -> str:
+def _summary(media: Image | Audio | Video, in_bytes: int, out_bytes: int, out: str) -> str:
     if isinstance(media, Image):
         rate = f"{8 * out_bytes / media.num_pixels:.3f} bpp"
+    elif isinstance(media, Video):
+        pixels = media.num_frames * media.height * media.width
+        rate = f"{8 * out_bytes / pixels:.4f} bpp, {8 * out_bytes / media.duration / 1000:.1f} kbps"
     else:
         rate = f"{8 * out_bytes / max(media.duration, 1e-9) / 1000:.1f} kbps"
     return f"{out}: {in_bytes} -> {out_bytes} bytes ({out_bytes / max(in_bytes, 1):.1%}), {rate}"
 
 
-def _default_output(args: argparse.Namespace, media: Image | Audio) -> str:
+def _default_output(args: argparse.Namespace, media: Image | Audio | Video) -> str:
     if args.input == "-":
         return "-"
     src = Path(args.input)
     suffix = media.source.get("suffix") if isinstance(media.source, dict) else None
     if isinstance(media, Image):
         suffix = ".png"
+    elif isinstance(media, Video):
+        suffix = ".mkv"   # FFV1, lossless: the file holds exactly the decoded frames
     elif suffix not in (".wav", ".flac", ".aiff", ".aif"):
         suffix = ".wav"
     stem = src.with_suffix("") if src.suffix == STREAM_SUFFIX else src
@@ -140,6 +154,10 @@ def cmd_decompress(args: argparse.Namespace) -> None:
         if isinstance(media, Image):
             fmt = "PNG" if out == "-" else (Path(out).suffix.lstrip(".").upper() or "PNG")
             write_image(f, media, {"JPG": "JPEG", "TIF": "TIFF"}.get(fmt, fmt))
+        elif isinstance(media, Video):
+            buf = io.BytesIO()   # the muxer seeks back; stdout cannot
+            write_video_lossless(buf, media, "matroska" if out == "-" else video_format_for(out))
+            f.write(buf.getvalue())
         else:
             write_audio(f, media, "WAV" if out == "-" else audio_format_for(out))
     if out != "-":
@@ -157,6 +175,10 @@ def _format_info(d: dict[str, Any]) -> str:
     elif meta.get("media") == "audio":
         lines.append(f"audio:    {meta.get('channels')} ch, {meta.get('sample_rate')} Hz, {meta.get('bit_depth')}-bit, "
                      f"{d.get('duration_s', 0):.2f} s; {d.get('kbps', float('nan')):.1f} kbps")
+    elif meta.get("media") == "video":
+        lines.append(f"video:    {meta.get('frames')} frames, {meta.get('width')}x{meta.get('height')}, "
+                     f"{meta.get('fps')} fps, {d.get('duration_s', 0):.2f} s; {d.get('bpp', float('nan')):.4f} bpp, "
+                     f"{d.get('kbps', float('nan')):.1f} kbps")
     for key, value in d.items():
         if key not in ("codec", "format_version", "model_hash", "bytes", "metadata", "chunks", "config", "bpp",
                        "kbps", "duration_s"):
@@ -252,13 +274,13 @@ def cmd_bench(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="ncodec", description="Compress and decompress images and audio with ncodec.")
+    p = argparse.ArgumentParser(prog="ncodec", description="Compress and decompress images, audio and video with ncodec.")
     p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
     sub = p.add_subparsers(dest="command", required=True)
 
-    c = sub.add_parser("compress", help="encode an image or audio file into an ncodec stream")
-    c.add_argument("input", help="image or audio file, or - for stdin")
+    c = sub.add_parser("compress", help="encode an image, audio or video file into an ncodec stream")
+    c.add_argument("input", help="image, audio or video file (video needs PyAV), or - for stdin")
     c.add_argument("output", nargs="?", help="output stream (default: INPUT with .ncd; - for stdout)")
     c.add_argument("--codec", help="codec name (see `ncodec list`; default: the media's default codec)")
     c.add_argument("--quality", type=float, help="quality level for lossy codecs")
@@ -267,7 +289,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("-f", "--force", action="store_true", help="overwrite the output if it exists")
     c.set_defaults(func=cmd_compress)
 
-    d = sub.add_parser("decompress", help="decode an ncodec stream (or an EnCodec .ecdc file) into PNG / WAV / FLAC")
+    d = sub.add_parser("decompress", help="decode an ncodec stream (or an EnCodec .ecdc file) into PNG / WAV / FLAC / "
+                       "lossless FFV1 video (.mkv, also .avi / .mp4)")
     d.add_argument("input", help="ncodec stream or .ecdc file, or - for stdin")
     d.add_argument("output", nargs="?", help="output file (default: beside the input; - for stdout)")
     d.add_argument("--model", help="weights the stream was made with, when they are not in the zoo")

@@ -1,4 +1,4 @@
-"""Reading and writing media files: content sniffing, Pillow / soundfile I/O, atomic output."""
+"""Reading and writing media files: content sniffing, Pillow / soundfile / PyAV I/O, atomic output."""
 from __future__ import annotations
 
 import contextlib
@@ -12,7 +12,7 @@ from typing import BinaryIO, Iterator
 import numpy as np
 
 from .errors import Error, MediaError
-from .media import Audio, Image
+from .media import Audio, Image, Video
 
 _SIGNATURES: list[tuple[int, bytes, str]] = [
     (0, b"NCDC", "ncodec"),
@@ -31,6 +31,7 @@ _SIGNATURES: list[tuple[int, bytes, str]] = [
     (0, b"OggS", "audio"),
     (0, b"ID3", "audio"),
     (0, b"\x1aE\xdf\xa3", "video"),
+    (0, b"YUV4MPEG2", "video"),
 ]
 
 
@@ -89,8 +90,12 @@ def read_audio(source: str | Path | bytes | BinaryIO) -> Audio:
         raise MediaError(f"cannot read audio: {e}") from None
 
 
-def read_media(source: str | Path | bytes) -> Image | Audio:
-    """Read an image or audio file (or its bytes), sniffing the kind from its content."""
+def read_media(source: str | Path | bytes) -> Image | Audio | Video:
+    """Read an image, audio or video file (or its bytes), sniffing the kind from its content.
+
+    Video goes through PyAV (`ncodec.video.read_video`, RGB frames), which is optional: without it
+    a `MediaError` says how to install it.
+    """
     data = source if isinstance(source, (bytes, bytearray)) else _read_prefix(Path(source))
     kind = detect_media(bytes(data[:64]))
     if kind == "image":
@@ -98,10 +103,12 @@ def read_media(source: str | Path | bytes) -> Image | Audio:
     if kind == "audio":
         return read_audio(source)
     if kind == "video":
-        raise MediaError("video input needs a video codec, and none is installed yet")
+        from .video import read_video
+
+        return read_video(source)
     if kind == "ncodec":
         raise MediaError("this is already an ncodec stream; use decompress")
-    raise MediaError("unrecognised media: not an image or audio format ncodec can read")
+    raise MediaError("unrecognised media: not an image, audio or video format ncodec can read")
 
 
 def _read_prefix(path: Path, n: int = 64) -> bytes:
@@ -155,6 +162,28 @@ def write_audio(out: str | Path | BinaryIO, audio: Audio, fmt: str = "WAV") -> N
 def audio_format_for(path: str | Path) -> str:
     """The soundfile container format for an output path's extension (WAV by default)."""
     return _AUDIO_FORMATS.get(Path(path).suffix.lower(), "WAV")
+
+
+_VIDEO_FORMATS = {".mkv": "matroska", ".avi": "avi", ".mp4": "mp4"}   # FFmpeg's MOV muxer refuses FFV1
+
+
+def write_video_lossless(out: str | Path | BinaryIO, video: Video, fmt: str = "matroska") -> None:
+    """Write video losslessly: FFV1 in RGB (``bgr0``) in a Matroska / AVI / MP4 container (PyAV).
+
+    Reading the file back (`ncodec.video.read_video`) gives exactly ``video.frames``; odd frame
+    sizes are padded to even by repeating the last row / column (`ncodec.video.write_video`).
+    """
+    from .video import write_video
+
+    write_video(out, video, "ffv1", None, preset=None, container_format=fmt, pix_fmt="bgr0")
+
+
+def video_format_for(path: str | Path) -> str:
+    """The container for a decoded video's path: Matroska unless the extension names another (FFV1 inside)."""
+    suffix = Path(path).suffix.lower()
+    if suffix and suffix not in _VIDEO_FORMATS:
+        raise MediaError(f"decoded video is written as FFV1 in {', '.join(_VIDEO_FORMATS)} files, not {suffix}")
+    return _VIDEO_FORMATS.get(suffix, "matroska")
 
 
 @contextlib.contextmanager

@@ -26,7 +26,7 @@ def require_av() -> Any:
     try:
         import av
     except ImportError:
-        raise MediaError("video needs PyAV: pip install av") from None
+        raise MediaError("video needs PyAV: pip install 'ncodec[video]' (or: pip install av)") from None
     return av
 
 

@@ -9,4 +9,6 @@
 - `weights`: per-tensor rate-distortion quantization and coding of the decoder networks.
 - `image`: the Cool-chic / C3 style image model that the ``inr`` codec
   (`ncodec.codecs.image.inr`) fits and codes.
+- `nerv`: the HNeRV style video model (per-frame integer embeddings, upsampling conv blocks)
+  that the ``nerv`` codec (`ncodec.codecs.video.nerv`) fits and codes.
 """

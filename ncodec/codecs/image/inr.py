@@ -24,31 +24,23 @@ import numpy as np
 import torch
 
 from ... import bitstream
-from ...entropy import rans
 from ...errors import BitstreamError, EntropyCodingError, MediaError
 from ...inr import tables as tb
 from ...inr import weights as wq
 from ...inr.arm import ArmCoder
 from ...inr.fit import FitResult, fit, total_steps
-from ...inr.fit import preset as fit_preset
 from ...inr.image import ImageInrConfig, LatentImageModel, complexity
 from ...inr.latents import level_shapes
 from ...media import Image
 from ...progress import Progress
 from ...registry import register
+from .. import fitted
 from ..base import Codec
+from ..fitted import LATENTS_CHUNK, WEIGHTS_CHUNK
 
 FORMAT = 1
-WEIGHTS_CHUNK, LATENTS_CHUNK = "WGHT", "LATN"
 MAX_PIXELS = 1 << 24          # the float synthesis holds ~100 bytes per pixel
-DEFAULT_QUALITY = 4.0
-QUALITY_RANGE = (0.0, 10.0)
 PRESET_ENV = "NCODEC_INR_PRESET"
-
-
-def quality_to_lmbda(quality: float) -> float:
-    """Quality 0..10 (higher is better) to the rate-distortion trade-off: 0.02 * 2**-quality."""
-    return 0.02 * 2.0 ** -float(quality)
 
 
 @dataclass
@@ -81,24 +73,13 @@ class InrImageCodec(Codec):
 
     def __init__(self, quality: float | None = None, lmbda: float | None = None, preset: str | None = None,
                  device: str = "auto", iterations: int | None = None, seed: int = 0, **architecture: Any):
-        if lmbda is not None and not (isinstance(lmbda, (int, float)) and 0 < lmbda < 10):
-            raise MediaError(f"inr needs 0 < lmbda < 10, got {lmbda!r}")
-        q = DEFAULT_QUALITY if quality is None else float(quality)
-        if not QUALITY_RANGE[0] <= q <= QUALITY_RANGE[1]:
-            raise MediaError(f"inr quality must be in {QUALITY_RANGE[0]:g}..{QUALITY_RANGE[1]:g}, got {quality!r}")
-        self.lmbda = float(lmbda) if lmbda is not None else quality_to_lmbda(q)
-        self.preset = preset or os.environ.get(PRESET_ENV) or "medium"
+        settings = fitted.fit_settings(self.name, quality, lmbda, preset, PRESET_ENV, device, iterations, seed)
+        self.lmbda, self.preset, self.fit_config, self.device = (settings.lmbda, settings.preset, settings.fit,
+                                                                 settings.device)
         try:
-            self.fit_config = fit_preset(self.preset, iterations=iterations, seed=seed)
             self.architecture = ImageInrConfig(**architecture)
         except (TypeError, ValueError) as exc:
             raise MediaError(f"inr: {exc}") from None
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        try:
-            self.device = torch.device(device)
-        except RuntimeError as exc:
-            raise MediaError(f"unknown device {device!r}: {exc}") from None
 
     @classmethod
     def from_header(cls, header: bitstream.Header, **options: Any) -> InrImageCodec:
@@ -140,7 +121,7 @@ class InrImageCodec(Codec):
         with torch.no_grad():
             pixels = _to_uint8(model.synthesize(model.quantized_grids("hard")), c)
         config = {"format": FORMAT, "architecture": cfg.changes(), "tables": tb.tables_digest(),
-                  "weights": _codes_text(codes), "lmbda": float(f"{self.lmbda:.6g}"), "preset": self.preset}
+                  "weights": fitted.codes_text(codes), "lmbda": float(f"{self.lmbda:.6g}"), "preset": self.preset}
         meta = {"media": "image", "width": w, "height": h, "channels": c, "bit_depth": 8, "source": image.source}
         data = bitstream.pack(bitstream.Header(self.name, config, meta),
                               [(WEIGHTS_CHUNK, weights), (LATENTS_CHUNK, latent_stream)], index=False)
@@ -168,29 +149,12 @@ class InrImageCodec(Codec):
     def decode(self, reader: bitstream.Reader, progress: Progress | None = None) -> Image:
         header = reader.header
         h, w, c, cfg, codes = _parse_header(header)
-        chunks: dict[str, bytes] = {}
-        for chunk in reader:
-            if chunk.kind in (WEIGHTS_CHUNK, LATENTS_CHUNK):
-                if chunk.kind in chunks:
-                    raise BitstreamError(f"corrupt inr stream: two {chunk.kind!r} chunks")
-                chunks[chunk.kind] = chunk.payload
-        if set(chunks) != {WEIGHTS_CHUNK, LATENTS_CHUNK}:
-            raise BitstreamError("corrupt inr stream: the weights or latents chunk is missing")
+        chunks = fitted.read_chunks(self.name, reader)
         latents = sum(a * b for a, b in level_shapes(h, w, cfg.levels))
-        announced = rans.read_header(chunks[LATENTS_CHUNK]).n  # checked before anything image-sized is built
-        room = rans.max_symbols(len(chunks[LATENTS_CHUNK]), tb.latent_tables().precision)
-        if announced != latents or latents > room:
-            raise BitstreamError(f"corrupt inr stream: {announced} latents coded, the image needs {latents}")
+        fitted.check_count(self.name, chunks[LATENTS_CHUNK], latents, tb.latent_tables().precision, "latents")
         model = LatentImageModel(cfg, h, w)
-        tensors = model.decoder_tensors()
-        if len(codes) != len(tensors):
-            raise BitstreamError(f"corrupt inr header: {len(codes)} weight codes for {len(tensors)} tensors")
+        fitted.load_weights(self.name, model.decoder_tensors(), codes, chunks[WEIGHTS_CHUNK])
         try:
-            ints = wq.decode_weights(chunks[WEIGHTS_CHUNK], [p.numel() for _, p in tensors],
-                                     [code.rung for code in codes])
-            with torch.no_grad():
-                for (_, p), code, k in zip(tensors, codes, ints):
-                    p.copy_(wq.from_integers(k, code.exponent, p))
             grids = ArmCoder(model.arm).decode(chunks[LATENTS_CHUNK], model.latents.shapes)
         except EntropyCodingError as exc:
             raise BitstreamError(f"corrupt inr stream: {exc}") from None
@@ -218,21 +182,6 @@ class InrImageCodec(Codec):
                 "payload": f"weights {sizes.get(WEIGHTS_CHUNK)} bytes, latents {sizes.get(LATENTS_CHUNK)} bytes",
                 "fit": f"preset {header.config.get('preset')}, lambda {header.config.get('lmbda')}"}
 
-_DIGITS = "0123456789abcdefghijklmnopqrstuv"   # base 32: exponent and rung of a tensor, two digits
-
-
-def _codes_text(codes: list[wq.TensorCode]) -> str:
-    """Weight codes as a compact string: two base-32 digits (step exponent, table rung) per tensor."""
-    return "".join(_DIGITS[c.exponent] + _DIGITS[c.rung] for c in codes)
-
-
-def _parse_codes(text: Any) -> list[wq.TensorCode]:
-    """The inverse of `_codes_text` (ValueError on anything malformed)."""
-    if not isinstance(text, str) or len(text) % 2 or len(text) > 8192 or any(ch not in _DIGITS for ch in text):
-        raise ValueError("bad weight codes")
-    return [wq.TensorCode(_DIGITS.index(a), _DIGITS.index(b)) for a, b in zip(text[::2], text[1::2])]
-
-
 def _parse_header(header: bitstream.Header) -> tuple[int, int, int, ImageInrConfig, list[wq.TensorCode]]:
     """(height, width, channels, architecture, weight codes) of a stream, all checked."""
     meta, cfg = header.metadata, header.config
@@ -240,7 +189,7 @@ def _parse_header(header: bitstream.Header) -> tuple[int, int, int, ImageInrConf
         h, w, c = int(meta["height"]), int(meta["width"]), int(meta["channels"])
         fmt = cfg["format"]
         arch = ImageInrConfig.from_changes(cfg["architecture"])
-        codes = _parse_codes(cfg["weights"])
+        codes = fitted.parse_codes(cfg["weights"])
         digest = cfg["tables"]
     except (KeyError, TypeError, ValueError):
         raise BitstreamError("corrupt inr header: bad or missing configuration") from None
@@ -248,10 +197,6 @@ def _parse_header(header: bitstream.Header) -> tuple[int, int, int, ImageInrConf
         raise BitstreamError(f"inr stream format {fmt!r} is not supported (this ncodec reads {FORMAT})")
     if not (1 <= h <= 1 << 16 and 1 <= w <= 1 << 16 and h * w <= MAX_PIXELS and c in (1, 3) and arch.channels == c):
         raise BitstreamError("corrupt inr header: impossible image parameters")
-    if not all(0 <= k.exponent <= wq.MAX_EXPONENT and 0 <= k.rung < tb.WEIGHT_RUNGS
-                                    for k in codes):
-        raise BitstreamError("corrupt inr header: bad weight step or table")
-    if digest != tb.tables_digest():
-        raise BitstreamError("inr stream was made with other coding tables than this ncodec builds")
+    fitted.check_codes("inr", codes, digest)
     return h, w, c, arch, codes
 
