@@ -2,7 +2,6 @@
 container round trips, hostile streams, the CLI and the evaluation harness. CPU only, tiny clips."""
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import SAMPLES, shared_data_dir
+from fitted_streams import check_hostile_chunks, repack
 from PIL import Image as PILImage
 
 import ncodec
@@ -169,14 +169,6 @@ def test_bad_options_and_inputs(clip: Video):
     assert NervVideoCodec(quality=1).lmbda == quality_to_lmbda(1) > NervVideoCodec(quality=7).lmbda
 
 
-def _repack(data: bytes, config: dict | None = None, meta: dict | None = None,
-            chunks: list[tuple[str, bytes]] | None = None) -> bytes:
-    header, old = bitstream.unpack(data)
-    new_header = dataclasses.replace(header, config={**header.config, **(config or {})},
-                                     metadata={**header.metadata, **(meta or {})})
-    return bitstream.pack(new_header, chunks if chunks is not None else [(c.kind, c.payload) for c in old])
-
-
 @pytest.mark.parametrize("change", [
     {"config": {"architecture": {"embed": 1000}}},
     {"config": {"architecture": {"bogus": 1}}},
@@ -204,41 +196,15 @@ def _repack(data: bytes, config: dict | None = None, meta: dict | None = None,
 ])
 def test_hostile_headers_raise_bitstream_errors(encoded, change: dict):
     with pytest.raises(BitstreamError):
-        ncodec.decode(_repack(encoded.data, change.get("config"), change.get("meta")))
+        ncodec.decode(repack(encoded.data, change.get("config"), change.get("meta")))
 
 
 def test_hostile_chunks_raise_bitstream_errors(encoded):
-    _, chunks = bitstream.unpack(encoded.data)
-    weights, latents = (c.payload for c in chunks)
-    rng = np.random.default_rng(0)
-    cases = [
-        [("WGHT", weights)],                                   # latents missing
-        [("WGHT", weights), ("LATN", latents), ("LATN", latents)],
-        [("WGHT", weights[:-4]), ("LATN", latents)],           # truncated rANS streams
-        [("WGHT", weights), ("LATN", latents[:-4])],
-        [("WGHT", weights), ("LATN", latents[:20])],
-        [("WGHT", latents), ("LATN", weights)],                 # swapped
-        [("WGHT", b"garbage"), ("LATN", latents)],
-    ]
-    for _ in range(6):  # random byte flips in the payloads (CRCs recomputed by pack)
-        w, lat = bytearray(weights), bytearray(latents)
-        for buf in (w, lat):
-            i = int(rng.integers(16, len(buf)))
-            buf[i] ^= 0xFF
-        cases.append([("WGHT", bytes(w)), ("LATN", bytes(lat))])
-    for chunk_list in cases:
-        try:
-            out = ncodec.decode(_repack(encoded.data, chunks=chunk_list))
-        except BitstreamError:
-            continue
-        assert out.frames.shape == encoded.frames.shape   # a flip may still decode; then the output is sane
-    for cut in (10, len(encoded.data) // 2, len(encoded.data) - 1):
-        with pytest.raises(BitstreamError):
-            ncodec.decode(encoded.data[:cut])
+    check_hostile_chunks(encoded.data, lambda out: out.frames.shape == encoded.frames.shape)
 
 
 def test_describe_tolerates_corrupt_header(encoded):
-    data = _repack(encoded.data, {"architecture": {"embed": 1000}})
+    data = repack(encoded.data, {"architecture": {"embed": 1000}})
     assert "decoder" not in ncodec.info(data)
     assert json.dumps(ncodec.info(encoded.data), default=str)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import torch
 
@@ -18,8 +19,10 @@ from ..entropy import rans
 from ..errors import BitstreamError, EntropyCodingError, MediaError
 from ..inr import tables as tb
 from ..inr import weights as wq
+from ..inr.arm import Arm, ArmCoder
 from ..inr.fit import FitConfig
 from ..inr.fit import preset as fit_preset
+from .base import Codec
 
 WEIGHTS_CHUNK, LATENTS_CHUNK = "WGHT", "LATN"
 QUALITY_RANGE = (0.0, 10.0)
@@ -120,3 +123,46 @@ def load_weights(codec: str, tensors: list[tuple[str, torch.nn.Parameter]], code
     with torch.no_grad():
         for (_, p), code, k in zip(tensors, codes, ints):
             p.copy_(wq.from_integers(k, code.exponent, p))
+
+
+class FittedModel(Protocol):
+    """What a fitted codec's model gives for coding: its decoder tensors, its ARM and its integer latents."""
+
+    arm: Arm
+
+    def decoder_tensors(self) -> list[tuple[str, torch.nn.Parameter]]: ...
+
+    def integer_latents(self) -> list[Any]: ...
+
+    def load_integer_latents(self, grids: list[Any]) -> None: ...
+
+
+class FittedCodec(Codec):
+    """Base of the codecs that fit a network to each signal."""
+
+    pretrained = False
+
+    @classmethod
+    def from_header(cls, header: bitstream.Header, **options: Any) -> FittedCodec:
+        return cls(device="cpu", preset="fast")  # decoding needs no training settings
+
+    @classmethod
+    def eval_fixed_points(cls) -> list[float]:
+        """Qualities the evaluation harness runs (lambda 0.01, 0.0025, 6.3e-4, 1.6e-4)."""
+        return [1.0, 3.0, 5.0, 7.0]
+
+
+def pack_stream(codec: str, fmt: int, architecture: dict[str, Any], codes: list[wq.TensorCode], model: FittedModel,
+                lmbda: float, preset: str, meta: dict[str, Any]) -> bytes:
+    """The whole stream of a fitted model (on the CPU): its weights at ``codes`` in ``WGHT``, its
+    integer latents by the ARM in ``LATN``. The model is left holding the rounded latents, so it
+    then synthesizes exactly what a decoder of the stream will."""
+    ints = [wq.to_integers(p, code.exponent) for (_, p), code in zip(model.decoder_tensors(), codes)]
+    weights = wq.encode_weights(ints, [code.rung for code in codes])
+    latents = model.integer_latents()
+    latent_stream = ArmCoder(model.arm).encode(latents)
+    model.load_integer_latents(latents)
+    config = {"format": fmt, "architecture": architecture, "tables": tb.tables_digest(),
+              "weights": codes_text(codes), "lmbda": float(f"{lmbda:.6g}"), "preset": preset}
+    return bitstream.pack(bitstream.Header(codec, config, meta),
+                          [(WEIGHTS_CHUNK, weights), (LATENTS_CHUNK, latent_stream)], index=False)

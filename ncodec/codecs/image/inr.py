@@ -35,7 +35,6 @@ from ...media import Image
 from ...progress import Progress
 from ...registry import register
 from .. import fitted
-from ..base import Codec
 from ..fitted import LATENTS_CHUNK, WEIGHTS_CHUNK
 
 FORMAT = 1
@@ -61,13 +60,12 @@ def _to_uint8(recon: torch.Tensor, channels: int) -> np.ndarray:
 
 
 @register()
-class InrImageCodec(Codec):
+class InrImageCodec(fitted.FittedCodec):
     """8-bit gray / RGB images coded by an overfitted neural representation (no pretrained weights)."""
 
     name = "inr"
     media = "image"
     lossless = False
-    pretrained = False
     description = ("lossy images: per-image overfitted latent grids + tiny synthesis, exact autoregressive "
                    "entropy model (Cool-chic / C3 design); slow to encode")
 
@@ -80,15 +78,6 @@ class InrImageCodec(Codec):
             self.architecture = ImageInrConfig(**architecture)
         except (TypeError, ValueError) as exc:
             raise MediaError(f"inr: {exc}") from None
-
-    @classmethod
-    def from_header(cls, header: bitstream.Header, **options: Any) -> InrImageCodec:
-        return cls(device="cpu", preset="fast")  # decoding needs no training settings
-
-    @classmethod
-    def eval_fixed_points(cls) -> list[float]:
-        """Qualities the evaluation harness runs (lambda 0.01, 0.0025, 6.3e-4, 1.6e-4)."""
-        return [1.0, 3.0, 5.0, 7.0]
 
     @classmethod
     def eval_version(cls) -> str:
@@ -113,18 +102,10 @@ class InrImageCodec(Codec):
             result = fit(model, x, self.lmbda, self.fit_config, self.device, bar)
         codes = self._quantize_weights(model, x.to(self.device))
         model.cpu()
-        ints = [wq.to_integers(p, code.exponent) for (_, p), code in zip(model.decoder_tensors(), codes)]
-        weights = wq.encode_weights(ints, [code.rung for code in codes])
-        latents = model.integer_latents()
-        latent_stream = ArmCoder(model.arm).encode(latents)
-        model.load_integer_latents(latents)
+        meta = {"media": "image", "width": w, "height": h, "channels": c, "bit_depth": 8, "source": image.source}
+        data = fitted.pack_stream(self.name, FORMAT, cfg.changes(), codes, model, self.lmbda, self.preset, meta)
         with torch.no_grad():
             pixels = _to_uint8(model.synthesize(model.quantized_grids("hard")), c)
-        config = {"format": FORMAT, "architecture": cfg.changes(), "tables": tb.tables_digest(),
-                  "weights": fitted.codes_text(codes), "lmbda": float(f"{self.lmbda:.6g}"), "preset": self.preset}
-        meta = {"media": "image", "width": w, "height": h, "channels": c, "bit_depth": 8, "source": image.source}
-        data = bitstream.pack(bitstream.Header(self.name, config, meta),
-                              [(WEIGHTS_CHUNK, weights), (LATENTS_CHUNK, latent_stream)], index=False)
         return Encoded(data, pixels, result, time.monotonic() - t0)
 
     def _quantize_weights(self, model: LatentImageModel, x: torch.Tensor) -> list[wq.TensorCode]:

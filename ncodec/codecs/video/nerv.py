@@ -46,7 +46,6 @@ from ...media import Video
 from ...progress import Progress
 from ...registry import register
 from .. import fitted
-from ..base import Codec
 from ..fitted import LATENTS_CHUNK, WEIGHTS_CHUNK
 
 FORMAT = 1
@@ -106,13 +105,12 @@ class Encoded:
 
 
 @register(default_for="video")
-class NervVideoCodec(Codec):
+class NervVideoCodec(fitted.FittedCodec):
     """8-bit RGB video coded by an overfitted neural representation (no pretrained weights)."""
 
     name = "nerv"
     media = "video"
     lossless = False
-    pretrained = False
     description = ("lossy video: per-clip overfitted frame embeddings + upsampling conv decoder (HNeRV design), "
                    "exact autoregressive entropy model of the embeddings; slow to encode")
 
@@ -127,15 +125,6 @@ class NervVideoCodec(Codec):
         except (TypeError, ValueError) as exc:
             raise MediaError(f"nerv: {exc}") from None
         self.architecture = architecture
-
-    @classmethod
-    def from_header(cls, header: bitstream.Header, **options: Any) -> NervVideoCodec:
-        return cls(device="cpu", preset="fast")  # decoding needs no training settings
-
-    @classmethod
-    def eval_fixed_points(cls) -> list[float]:
-        """Qualities the evaluation harness runs (lambda 0.01, 0.0025, 6.3e-4, 1.6e-4)."""
-        return [1.0, 3.0, 5.0, 7.0]
 
     @classmethod
     def eval_version(cls) -> str:
@@ -166,17 +155,9 @@ class NervVideoCodec(Codec):
             result = fit(model, x, self.lmbda, self.fit_config, self.device, bar)
         codes = self._quantize_weights(model, x.to(self.device))
         model.cpu()
-        ints = [wq.to_integers(p, code.exponent) for (_, p), code in zip(model.decoder_tensors(), codes)]
-        weights = wq.encode_weights(ints, [code.rung for code in codes])
-        latents = model.integer_latents()
-        latent_stream = ArmCoder(model.arm).encode(latents)
-        model.load_integer_latents(latents)
-        frames = model.decode_frames()
-        config = {"format": FORMAT, "architecture": cfg.changes(), "tables": tb.tables_digest(),
-                  "weights": fitted.codes_text(codes), "lmbda": float(f"{self.lmbda:.6g}"), "preset": self.preset}
         meta = {"media": "video", "frames": t, "height": h, "width": w, "fps": video.fps, "source": video.source}
-        data = bitstream.pack(bitstream.Header(self.name, config, meta),
-                              [(WEIGHTS_CHUNK, weights), (LATENTS_CHUNK, latent_stream)], index=False)
+        data = fitted.pack_stream(self.name, FORMAT, cfg.changes(), codes, model, self.lmbda, self.preset, meta)
+        frames = model.decode_frames()
         return Encoded(data, frames, result, time.monotonic() - t0)
 
     def _quantize_weights(self, model: NervModel, x: torch.Tensor) -> list[wq.TensorCode]:
