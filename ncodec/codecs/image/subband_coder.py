@@ -74,23 +74,26 @@ def group_bins(values: np.ndarray, bins: np.ndarray) -> np.ndarray:
     their own saves more bits (estimated) than it costs to send."""
     counts = np.bincount(bins.reshape(-1), minlength=BINS).astype(np.float64)
     sums = np.bincount(bins.reshape(-1), weights=np.abs(values).reshape(-1).astype(np.float64), minlength=BINS)
-    groups = [[b, b] for b in range(BINS) if counts[b] > 0] or [[0, BINS - 1]]
+    used = np.flatnonzero(counts > 0)
+    if used.size == 0:
+        used = np.array([0])
+    first, g_sum, g_count = used.copy(), sums[used], counts[used]   # groups: first bin, sum |v|, count
 
-    def cost(lo: int, hi: int) -> float:
-        _, _, bits = rc.fit_parameters(sums[lo:hi + 1].sum(keepdims=True), counts[lo:hi + 1].sum(keepdims=True))
-        return float(bits[0]) + GROUP_SIDE_BITS
+    def cost(total: np.ndarray, count: np.ndarray) -> np.ndarray:
+        return rc.fit_parameters(total, count)[2] + GROUP_SIDE_BITS
 
-    while len(groups) > 1:
-        gains = [cost(a[0], a[1]) + cost(b[0], b[1]) - cost(a[0], b[1]) for a, b in zip(groups, groups[1:])]
+    while first.size > 1:  # merge the neighbours whose merge saves most, while one saves anything
+        alone = cost(g_sum, g_count)
+        gains = alone[:-1] + alone[1:] - cost(g_sum[:-1] + g_sum[1:], g_count[:-1] + g_count[1:])
         best = int(np.argmax(gains))
         if gains[best] <= 0:
             break
-        groups[best] = [groups[best][0], groups[best + 1][1]]
-        del groups[best + 1]
+        g_sum[best] += g_sum[best + 1]
+        g_count[best] += g_count[best + 1]
+        first, g_sum, g_count = (np.delete(a, best + 1) for a in (first, g_sum, g_count))
     starts = np.zeros(BINS, dtype=np.int64)
-    starts[0] = 1
-    for g in groups[1:]:
-        starts[g[0]] = 1
+    starts[0] = 1              # the first group starts at bin 0 (bins below its first used one are empty)
+    starts[first[1:]] = 1
     return starts
 
 
@@ -197,8 +200,7 @@ def encode_band(out: Symbols, band: np.ndarray, parent: np.ndarray | None, sibli
     out.add(_side_symbols(starts, k, a))
     group_of_bin = np.cumsum(starts) - 1
     k, a = k[group_of_bin], a[group_of_bin]
-    for y in range(band.shape[0]):
-        out.add(rc.value_symbols(band[y], k[bins[y]], a[bins[y]]))
+    out.add(rc.row_value_symbols(band, k[bins], a[bins]))  # the rows in turn, as `decode_band` reads them
 
 
 def decode_band(dec: rans.Decoder, shape: tuple[int, int], parent: np.ndarray | None,
