@@ -170,8 +170,7 @@ _VIDEO_FORMATS = {".mkv": "matroska", ".avi": "avi", ".mp4": "mp4"}   # FFmpeg's
 def write_video_lossless(out: str | Path | BinaryIO, video: Video, fmt: str = "matroska") -> None:
     """Write video losslessly: FFV1 in RGB (``bgr0``) in a Matroska / AVI / MP4 container (PyAV).
 
-    Reading the file back (`ncodec.video.read_video`) gives exactly ``video.frames``; odd frame
-    sizes are padded to even by repeating the last row / column (`ncodec.video.write_video`).
+    Reading the file back (`ncodec.video.read_video`) gives exactly ``video.frames``, odd sizes too.
     """
     from .video import write_video
 

@@ -3,7 +3,8 @@
 PyAV is an optional dependency, imported on first use. Frames are converted RGB <-> YUV by
 FFmpeg's swscale with its defaults (BT.601 matrix, limited range) both ways, and the stream is
 tagged BT.601 so other players convert it back alike. 4:2:0 needs even sizes: odd ones are
-padded by repeating the last row/column, and `decode_video` crops back to the reference.
+padded by repeating the last row/column, and `decode_video` crops back to the reference
+(RGB and 4:4:4 formats, such as the lossless FFV1 output of `ncodec.io`, keep odd sizes).
 """
 from __future__ import annotations
 
@@ -62,11 +63,12 @@ def write_video(out: str | Path | BinaryIO, video: Video, codec: str = "libx264"
     The container comes from ``container_format``, else the path's extension, else MP4.
     ``options`` are extra encoder options (e.g. ``{"x265-params": "..."}``), ``bsf`` an
     FFmpeg bitstream filter run on the packets before muxing, ``threads`` bounds the
-    encoder's threads. Odd sizes are padded to even (see the module docstring).
+    encoder's threads. With a chroma-subsampled ``pix_fmt`` odd sizes are padded to even (see
+    the module docstring); other formats (RGB, 4:4:4) keep the frames' size.
     """
     av = require_av()
     fmt = container_format or (_CONTAINERS.get(Path(out).suffix.lower()) if isinstance(out, (str, Path)) else None)
-    frames = _pad_even(video.frames)
+    frames = _pad_even(video.frames) if _subsampled(pix_fmt) else video.frames
     opts = {k: str(v) for k, v in (options or {}).items()}
     if crf is not None:
         opts["crf"] = str(crf)
@@ -117,6 +119,11 @@ def decode_video(data: bytes, reference: Video) -> Video:
     if video.num_frames != t or video.height < h or video.width < w:
         raise MediaError(f"decoded video {video.frames.shape[:3]} does not match the reference {(t, h, w)}")
     return Video(video.frames[:, :h, :w], reference.fps)
+
+
+def _subsampled(pix_fmt: str) -> bool:
+    """Whether a pixel format halves chroma in some direction (4:2:0, 4:2:2, 4:1:1, NV12/NV21): even sizes only."""
+    return any(tag in pix_fmt for tag in ("420", "422", "411", "410", "nv12", "nv21", "nv16"))
 
 
 def _pad_even(frames: np.ndarray) -> np.ndarray:

@@ -222,12 +222,15 @@ def clip_file(clip: Video, tmp_path: Path) -> Path:
 
 
 def test_video_files_read_through_pyav(clip: Video, clip_file: Path):
-    from ncodec.io import read_media, video_format_for
+    from ncodec.io import read_media, video_format_for, write_video_lossless
 
     video = read_media(clip_file)
     assert isinstance(video, Video) and np.array_equal(video.frames, clip.frames)
     assert np.array_equal(read_media(clip_file.read_bytes()).frames, clip.frames)
     assert video_format_for("x.mp4") == "mp4" and video_format_for("x") == "matroska"
+    odd = Video(np.ascontiguousarray(clip.frames[:2, :7, :9]), clip.fps)   # RGB FFV1 keeps odd sizes
+    write_video_lossless(clip_file.parent / "odd.mkv", odd)
+    assert np.array_equal(read_media(clip_file.parent / "odd.mkv").frames, odd.frames)
     with pytest.raises(MediaError):
         video_format_for("x.gif")
 
