@@ -329,13 +329,13 @@ def test_bank_layout() -> None:
     assert int(R.geometric_index(30, R.MEAN_STEPS - 1)) == R._UNIFORM_BASE - 1
 
 
-def test_row_value_symbols_is_value_symbols_row_by_row():
-    """A whole 2-D block at once gives the symbols of coding its rows one after the other."""
+def test_grouped_value_symbols_is_value_symbols_group_by_group():
+    """All values at once give the symbols of coding each group (here: row) one after the other."""
     rng = np.random.default_rng(7)
     values = rng.laplace(0, np.exp(rng.uniform(0, 16, (9, 1))), (9, 13)).astype(np.int64)
     k = rng.integers(0, 18, (9, 13))            # shifts with and without low and high bits
     a = rng.integers(0, R.MEAN_STEPS, (9, 13))
     rows = [R.value_symbols(values[y], k[y], a[y]) for y in range(9)]
-    sym, idx = R.row_value_symbols(values, k, a)
+    sym, idx = R.grouped_value_symbols(values, k, a, np.repeat(np.arange(9), 13))
     np.testing.assert_array_equal(sym, np.concatenate([r[0] for r in rows]))
     np.testing.assert_array_equal(idx, np.concatenate([r[1] for r in rows]))

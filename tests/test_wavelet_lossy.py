@@ -138,3 +138,19 @@ def test_rate_distortion_quantization(garden: np.ndarray, monkeypatch: pytest.Mo
     assert len(rdo) <= 0.5 * garden.shape[0] * garden.shape[1] / 8
     gain = _psnr(garden, np.asarray(ncodec.decode(rdo))) - _psnr(garden, np.asarray(ncodec.decode(distortion_only)))
     assert gain > 0.2, gain
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 9), (7, 1), (5, 8), (13, 6)])
+def test_wavefront_order_puts_every_neighbour_on_an_earlier_front(shape: tuple[int, int]) -> None:
+    """Each front decodes in one call only if all its coefficients' context neighbours came before."""
+    order, bounds = sc.wavefront(shape)
+    assert sorted(order.tolist()) == list(range(shape[0] * shape[1])) and bounds[0] == 0 and bounds[-1] == order.size
+    front_of = np.empty(order.size, dtype=np.int64)
+    for f, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:])):
+        front_of[order[lo:hi]] = f
+    front_of = front_of.reshape(shape)
+    for y in range(shape[0]):
+        for x in range(shape[1]):
+            for dy, dx, _ in sc.NEIGHBOURS:
+                if 0 <= y + dy < shape[0] and 0 <= x + dx < shape[1]:
+                    assert front_of[y + dy, x + dx] < front_of[y, x]

@@ -281,23 +281,27 @@ def value_symbols(values: np.ndarray, k: np.ndarray, a: np.ndarray) -> tuple[np.
     return sym.astype(np.int32), idx
 
 
-def row_value_symbols(values: np.ndarray, k: np.ndarray, a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """`value_symbols` of each row of 2-D ``values`` (per-value k, a of the same shape), one row
-    after the other: the order of a decoder that calls `decode_values` row by row."""
-    v = np.asarray(values, dtype=np.int64)
+def grouped_value_symbols(values: np.ndarray, k: np.ndarray, a: np.ndarray,
+                          group: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`value_symbols` of each group of values in turn (``group``: non-decreasing group number per
+    value): the order of a decoder that calls `decode_values` once per group."""
+    v = np.asarray(values, dtype=np.int64).reshape(-1)
     k = np.asarray(k, dtype=np.int64).reshape(-1)
+    a = np.asarray(a, dtype=np.int64).reshape(-1)
+    group = np.asarray(group, dtype=np.int64).reshape(-1)
     sym, idx = value_symbols(v, k, a)
-    row = np.arange(v.size, dtype=np.int64) // max(v.shape[-1], 1)
-    _, _, has_low, has_high = _layout(k, np.asarray(a, dtype=np.int64).reshape(-1))
-    key = 3 * np.concatenate([row, row[has_low], row[has_high]]) + np.repeat(
-        np.arange(3), [row.size, int(has_low.sum()), int(has_high.sum())])
-    order = np.argsort(key, kind="stable")  # rows in turn; in a row quotients, low bits, high bits
+    _, _, has_low, has_high = _layout(k, a)
+    key = 3 * np.concatenate([group, group[has_low], group[has_high]]) + np.repeat(
+        np.arange(3), [group.size, int(has_low.sum()), int(has_high.sum())])
+    order = np.argsort(key, kind="stable")  # groups in turn; in a group quotients, low bits, high bits
     return sym[order], idx[order]
 
 
 def decode_values(dec: Decoder, k: np.ndarray, a: np.ndarray) -> np.ndarray:
     """Inverse of `value_symbols`."""
     k, a = np.asarray(k, dtype=np.int64).reshape(-1), np.asarray(a, dtype=np.int64).reshape(-1)
+    if not k.any():  # quotients only (the common case of context-coded bands): skip the layout
+        return dec.decode(geometric_index(k, a).astype(np.int32)).astype(np.int64)
     idx, low_bits, has_low, has_high = _layout(k, a)
     sym = dec.decode(idx).astype(np.int64)
     n = k.size

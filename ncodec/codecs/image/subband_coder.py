@@ -1,9 +1,10 @@
 """Context-modelled coding of integer wavelet subbands (used by wavelet-lossless and wavelet).
 
-Each detail band is coded row by row. A coefficient's context is the activity of what the
-decoder already has: the two rows above (N, NW, NE, NN), the parent band one level coarser
-(same orientation, same place), and the sibling bands of the same level coded before it
-(HL, then LH, then HH). The activity, an integer, falls into one of `BINS` bins by fixed
+Each detail band is coded in wavefronts (``x + 2y`` constant), so that a whole front decodes
+at once and still sees all its causal neighbours. A coefficient's context is the activity of
+what the decoder already has: its neighbours N, NW, NE, NN, W, WW, the parent band one level
+coarser (same orientation, same place), and the sibling bands coded before it (HL, then LH,
+then HH of the same level, and the same band of the planes coded before this one). The activity, an integer, falls into one of `BINS` bins by fixed
 integer thresholds; each (band, bin) has its own two-sided geometric table (shift k and
 mean index a from `ncodec.entropy.residuals`), fitted by the encoder and sent as side
 information (neighbouring bins share a table where a table of their own would not pay for itself). Everything
@@ -25,33 +26,32 @@ from ...errors import BitstreamError
 THRESHOLDS = np.array([1, 2, 3, 4, 6, 8, 11, 16, 23, 32, 45, 64, 91, 128, 181, 256, 362, 512, 724, 1024,
                        1448, 2048, 4096, 8192], dtype=np.int64)  # sqrt(2) steps
 BINS = THRESHOLDS.size + 1
-FORMAT = 3  # version of this coder's stream layout; codecs store it and refuse others
+FORMAT = 4  # version of this coder's stream layout; codecs store it and refuse others
 ORIENTATIONS = ("HL", "LH", "HH")  # coding order within a level
 
 
-def _shift_rows(m: np.ndarray, k: int) -> np.ndarray:
-    """``m`` moved down by k rows (zeros above): row y holds row y - k."""
+# The causal neighbours in a band and their weights in the activity: (dy, dx, weight). All lie
+# on earlier wavefronts (`wavefront`): x + 2y decreases by 1 (NE, W), 2 (N, WW), 3 (NW) or 4 (NN).
+NEIGHBOURS = ((-1, 0, 2), (-1, -1, 1), (-1, 1, 1), (-2, 0, 1), (0, -1, 2), (0, -2, 1))
+_PAD = 2  # the farthest neighbour offset: magnitudes are kept in an array padded by zeros this wide
+
+
+def _shifted(m: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    """``out[y, x] = m[y + dy, x + dx]``, zero outside ``m``."""
     out = np.zeros_like(m)
-    if k < m.shape[0]:
-        out[k:] = m[: m.shape[0] - k]
+    h, w = m.shape
+    ys, xs = slice(max(0, -dy), min(h, h - dy)), slice(max(0, -dx), min(w, w - dx))
+    out[ys, xs] = m[max(0, dy):min(h, h + dy), max(0, dx):min(w, w + dx)]
     return out
 
 
-def _left(m: np.ndarray) -> np.ndarray:
-    out = np.zeros_like(m)
-    out[..., 1:] = m[..., :-1]
-    return out
-
-
-def _right(m: np.ndarray) -> np.ndarray:
-    out = np.zeros_like(m)
-    out[..., :-1] = m[..., 1:]
-    return out
-
-
-def activity(above: np.ndarray, above2: np.ndarray, parent: np.ndarray, siblings: np.ndarray) -> np.ndarray:
-    """Integer context activity from magnitudes: rows above, parent and siblings at the same places."""
-    return 2 * above + _left(above) + _right(above) + above2 + 2 * parent + siblings
+def activity(mag: np.ndarray, parent: np.ndarray, siblings: np.ndarray) -> np.ndarray:
+    """Integer context activity of a whole band from magnitudes: its causal `NEIGHBOURS`, and the
+    parent and siblings at the same places (what `decode_band` computes front by front)."""
+    act = 2 * parent + siblings
+    for dy, dx, weight in NEIGHBOURS:
+        act = act + weight * _shifted(mag, dy, dx)
+    return act
 
 
 def context_bins(act: np.ndarray) -> np.ndarray:
@@ -60,10 +60,21 @@ def context_bins(act: np.ndarray) -> np.ndarray:
 
 
 def band_bins(band: np.ndarray, parent: np.ndarray | None, siblings: list[np.ndarray]) -> np.ndarray:
-    """The context bin of every coefficient of a whole band (what the decoder finds row by row)."""
-    mag = np.abs(band)
-    return context_bins(activity(_shift_rows(mag, 1), _shift_rows(mag, 2), upsample_parent(parent, band.shape),
+    """The context bin of every coefficient of a whole band (what the decoder finds front by front)."""
+    return context_bins(activity(np.abs(band), upsample_parent(parent, band.shape),
                                  sibling_magnitudes(siblings, band.shape)))
+
+
+def wavefront(shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """The band's coding order: flat indexes sorted by front ``x + 2y`` then row, and each front's
+    start in that order (plus the end). Every neighbour of a coefficient is on an earlier front,
+    so a whole front decodes in one call."""
+    h, w = shape
+    y, x = np.divmod(np.arange(h * w, dtype=np.int64), max(w, 1))
+    front = x + 2 * y
+    order = np.lexsort((y, front))
+    bounds = np.searchsorted(front[order], np.arange(front.max(initial=-1) + 2))
+    return order, bounds
 
 
 GROUP_SIDE_BITS = 9  # about what one more table costs in side information (a start gap, dk, da)
@@ -191,7 +202,7 @@ def _decode_side(dec: rans.Decoder) -> tuple[np.ndarray, np.ndarray]:
 
 
 def encode_band(out: Symbols, band: np.ndarray, parent: np.ndarray | None, siblings: list[np.ndarray]) -> None:
-    """Append one detail band: its per-bin tables, then its rows."""
+    """Append one detail band: its per-bin tables, then its coefficients front by front (`wavefront`)."""
     if band.size == 0:
         return
     bins = band_bins(band, parent, siblings)
@@ -199,26 +210,38 @@ def encode_band(out: Symbols, band: np.ndarray, parent: np.ndarray | None, sibli
     k, a = fit_groups(band, bins, starts)
     out.add(_side_symbols(starts, k, a))
     group_of_bin = np.cumsum(starts) - 1
-    k, a = k[group_of_bin], a[group_of_bin]
-    out.add(rc.row_value_symbols(band, k[bins], a[bins]))  # the rows in turn, as `decode_band` reads them
+    order, bounds = wavefront(band.shape)
+    b = bins.reshape(-1)[order]
+    front = np.repeat(np.arange(bounds.size - 1), np.diff(bounds))
+    out.add(rc.grouped_value_symbols(band.reshape(-1)[order], k[group_of_bin][b], a[group_of_bin][b], front))
 
 
 def decode_band(dec: rans.Decoder, shape: tuple[int, int], parent: np.ndarray | None,
                 siblings: list[np.ndarray]) -> np.ndarray:
-    """Inverse of `encode_band`, row by row (each row's contexts come from decoded rows)."""
-    band = np.zeros(shape, dtype=np.int64)
-    if band.size == 0:
-        return band
+    """Inverse of `encode_band`, front by front: each front's contexts come from earlier fronts."""
+    h, w = shape
+    if h * w == 0:
+        return np.zeros(shape, dtype=np.int64)
     k, a = _decode_side(dec)
-    par = upsample_parent(parent, shape)
-    sib = sibling_magnitudes(siblings, shape)
-    zeros = np.zeros(shape[1], dtype=np.int64)
-    for y in range(shape[0]):
-        above = np.abs(band[y - 1]) if y >= 1 else zeros
-        above2 = np.abs(band[y - 2]) if y >= 2 else zeros
-        bins = context_bins(activity(above, above2, par[y], sib[y]))
-        band[y] = rc.decode_values(dec, k[bins], a[bins])
-    return band
+    outside = (2 * upsample_parent(parent, shape) + sibling_magnitudes(siblings, shape)).reshape(-1)
+    stride = w + 2 * _PAD
+    mag = np.zeros((h + _PAD) * stride, dtype=np.int64)  # flat, padded: zero rows above, columns both sides
+    values = np.zeros(h * w, dtype=np.int64)
+    order, bounds = wavefront(shape)
+    ys, xs = np.divmod(order, w)
+    at = (ys + _PAD) * stride + xs + _PAD                  # each coefficient's place in ``mag``
+    outside = outside[order]
+    offsets = [(dy * stride + dx, weight) for dy, dx, weight in NEIGHBOURS]
+    for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
+        here = at[lo:hi]
+        act = outside[lo:hi].copy()
+        for offset, weight in offsets:
+            act += weight * mag[here + offset]
+        bins = context_bins(act)
+        v = rc.decode_values(dec, k[bins], a[bins])
+        values[order[lo:hi]] = v
+        mag[here] = np.abs(v)
+    return values.reshape(shape)
 
 
 def _ll_residual(ll: np.ndarray) -> np.ndarray:
