@@ -9,8 +9,8 @@ of the planes before it as context. The quantizer decides by rate-distortion: ea
 the floor or the ceiling of its magnitude, whichever costs less in error plus estimated bits
 under its context (`_rdo_quantize`; the stream format does not depend on it). The decoder
 puts each coefficient at the centroid of its bin: the encoder measures the mean offset per
-band and sends it.
-``bpp`` asks for a rate: the step is found by bisection on the real coded size.
+band and sends it. ``bpp`` asks for a rate: the base step is searched on the real coded size
+(`WaveletCodec._rate_controlled`).
 """
 from __future__ import annotations
 
