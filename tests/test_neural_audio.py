@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import scipy.signal as ss
 import torch
+from tiny_audio_models import CAUSAL, SEGMENTED
 
 import ncodec
 from ncodec import api, bitstream, zoo
@@ -30,11 +31,6 @@ from ncodec.codecs.audio.streaming import ChunkPlan, OverlapAdd, StreamingSEANet
 from ncodec.errors import BitstreamError, MediaError, ModelFileError, ModelMismatchError
 from ncodec.io import read_audio
 from ncodec.media import Audio
-
-CAUSAL = dict(target_bandwidths=[1.5, 3.0, 6.0], sample_rate=24000, channels=1, causal=True, n_filters=4,
-              dimension=16, lstm=1, name="tiny24")
-SEGMENTED = dict(target_bandwidths=[3.0, 6.0], sample_rate=48000, channels=2, causal=False, norm="time_group_norm",
-                 normalize=True, segment=0.25, n_filters=4, dimension=16, lstm=1, name="tiny48")
 
 
 @pytest.fixture(autouse=True)

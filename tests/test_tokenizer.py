@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from tiny_audio_models import CAUSAL, SEGMENTED
 
 from ncodec.cli import main
 from ncodec.codecs.audio.neural import NeuralAudioCodec, build_audio_model, save_audio_model
@@ -18,11 +19,6 @@ from ncodec.resample import resample
 from ncodec.tokenizers import PATTERNS, Tokenizer
 from ncodec.tokenizers import tokenizer as tokenizer_module
 from ncodec.tokenizers.folder import audio_files, read_tokens, tokenize_folder
-
-CAUSAL = dict(target_bandwidths=[1.5, 3.0, 6.0], sample_rate=24000, channels=1, causal=True, n_filters=4,
-              dimension=16, lstm=1, name="tiny24")
-SEGMENTED = dict(target_bandwidths=[3.0, 6.0], sample_rate=48000, channels=2, causal=False, norm="time_group_norm",
-                 normalize=True, segment=0.25, n_filters=4, dimension=16, lstm=1, name="tiny48")
 
 
 @pytest.fixture(autouse=True)
