@@ -6,7 +6,7 @@ side (`integer_latents`, `decoder_tensors`) is what the ``inr`` codec puts in a 
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -14,6 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from .arm import CONTEXTS, LATENT_MAX, Arm
+from .config import ArchitectureConfig, check_limits
 from .fit import RDOutput
 from .latents import LatentGrids, Synthesis, Upsampler, level_shapes
 from .quantize import QuantMode, quantize
@@ -26,7 +27,7 @@ LIMITS: dict[str, tuple[int, int]] = {"levels": (1, 12), "channels": (1, 3), "sy
 
 
 @dataclass(frozen=True)
-class ImageInrConfig:
+class ImageInrConfig(ArchitectureConfig):
     """Architecture sizes of an image INR (all a decoder needs besides the weights and the image size)."""
 
     levels: int = 7
@@ -40,30 +41,11 @@ class ImageInrConfig:
     upsampler: str = "learned"
 
     def __post_init__(self) -> None:
-        for name, (lo, hi) in LIMITS.items():
-            value = getattr(self, name)
-            if not (isinstance(value, int) and not isinstance(value, bool) and lo <= value <= hi):
-                raise ValueError(f"{name} must be an integer in {lo}..{hi}, got {value!r}")
+        check_limits(self, LIMITS)
         if self.arm_context not in CONTEXTS:
             raise ValueError(f"arm_context must be one of {sorted(CONTEXTS)}, got {self.arm_context!r}")
         if self.upsampler not in ("learned", "bilinear"):
             raise ValueError(f"upsampler must be 'learned' or 'bilinear', got {self.upsampler!r}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def changes(self) -> dict[str, Any]:
-        """The fields that differ from the defaults (what a stream records; the defaults are part of the format)."""
-        default = ImageInrConfig()
-        return {k: v for k, v in asdict(self).items() if getattr(default, k) != v}
-
-    @classmethod
-    def from_changes(cls, d: Any) -> ImageInrConfig:
-        """Parse a stream's architecture object of changed fields (ValueError on anything unexpected)."""
-        names = {f.name for f in fields(cls)}
-        if not isinstance(d, dict) or not set(d) <= names:
-            raise ValueError(f"architecture must be an object with keys among {sorted(names)}")
-        return cls(**d)
 
 
 def complexity(config: ImageInrConfig, height: int, width: int) -> dict[str, float]:

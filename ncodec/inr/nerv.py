@@ -20,7 +20,7 @@ ARM's rate of the embeddings; the decoder weights are quantized after the fit by
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .arm import CONTEXTS, LATENT_MAX, Arm
+from .config import ArchitectureConfig, check_limits, is_int
 from .fit import RDOutput
 from .quantize import QuantMode, quantize
 
@@ -42,12 +43,8 @@ LIMITS: dict[str, tuple[int, int]] = {"embed": (1, 64), "kernel": (1, 7), "arm_h
 MAX_BLOCKS, MAX_WIDTH, MAX_STRIDE, MAX_TOTAL_STRIDE = 6, 256, 5, 256
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 @dataclass(frozen=True)
-class VideoInrConfig:
+class VideoInrConfig(ArchitectureConfig):
     """Architecture of a video INR (all a decoder needs besides the weights, frame count and size)."""
 
     embed: int = 8
@@ -60,10 +57,7 @@ class VideoInrConfig:
     layout: str = "temporal"
 
     def __post_init__(self) -> None:
-        for name, (lo, hi) in LIMITS.items():
-            value = getattr(self, name)
-            if not (_is_int(value) and lo <= value <= hi):
-                raise ValueError(f"{name} must be an integer in {lo}..{hi}, got {value!r}")
+        check_limits(self, LIMITS)
         object.__setattr__(self, "strides", _int_tuple(self.strides, "strides", 1, MAX_STRIDE))
         object.__setattr__(self, "widths", _int_tuple(self.widths, "widths", 1, MAX_WIDTH))
         if len(self.strides) != len(self.widths) or math.prod(self.strides) > MAX_TOTAL_STRIDE:
@@ -80,27 +74,11 @@ class VideoInrConfig:
         """Total upsampling factor: the frame size is padded to a multiple of it."""
         return math.prod(self.strides)
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def changes(self) -> dict[str, Any]:
-        """The fields that differ from the defaults (what a stream records), tuples as lists."""
-        default = VideoInrConfig()
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items() if getattr(default, k) != v}
-
-    @classmethod
-    def from_changes(cls, d: Any) -> VideoInrConfig:
-        """Parse a stream's architecture object of changed fields (ValueError on anything unexpected)."""
-        names = {f.name for f in fields(cls)}
-        if not isinstance(d, dict) or not set(d) <= names:
-            raise ValueError(f"architecture must be an object with keys among {sorted(names)}")
-        return cls(**d)
-
 
 def _int_tuple(value: Any, name: str, lo: int, hi: int) -> tuple[int, ...]:
     """``value`` (a list or tuple of 1..MAX_BLOCKS integers in lo..hi) as a tuple."""
     if not isinstance(value, (list, tuple)) or not 1 <= len(value) <= MAX_BLOCKS or \
-            not all(_is_int(v) and lo <= v <= hi for v in value):
+            not all(is_int(v) and lo <= v <= hi for v in value):
         raise ValueError(f"{name} must be 1..{MAX_BLOCKS} integers in {lo}..{hi}, got {value!r}")
     return tuple(value)
 
