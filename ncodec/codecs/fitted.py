@@ -152,6 +152,18 @@ class FittedCodec(Codec):
         return [1.0, 3.0, 5.0, 7.0]
 
 
+def quantize_weights(model: FittedModel, lmbda: float, pixels: int, latent_bits: Callable[[], Any],
+                     recon_error: Callable[[], Any]) -> list[wq.TensorCode]:
+    """Per-tensor steps by rate-distortion (`ncodec.inr.weights.rd_quantize`; the model is changed in
+    place): the ARM's tensors are judged by the latents' rate in bits, the others by the
+    reconstruction's mean squared error, traded at ``lmbda`` per pixel."""
+    def cost(group: str) -> float:
+        return lmbda * float(latent_bits()) / pixels if group == "arm" else float(recon_error())
+
+    with torch.no_grad():
+        return wq.rd_quantize(model.decoder_tensors(), cost, lmbda / pixels)
+
+
 def pack_stream(codec: str, fmt: int, architecture: dict[str, Any], codes: list[wq.TensorCode], model: FittedModel,
                 lmbda: float, preset: str, meta: dict[str, Any]) -> bytes:
     """The whole stream of a fitted model (on the CPU): its weights at ``codes`` in ``WGHT``, its

@@ -110,16 +110,11 @@ class InrImageCodec(fitted.FittedCodec):
 
     def _quantize_weights(self, model: LatentImageModel, x: torch.Tensor) -> list[wq.TensorCode]:
         """Per-tensor steps by rate-distortion, with the latents hard-rounded (the model is changed in place)."""
-        pixels = x[0, 0].numel()
         with torch.no_grad():
             grids = [g.detach() for g in model.quantized_grids("hard")]
-
-            def cost(group: str) -> float:
-                if group == "arm":
-                    return self.lmbda * float(model.latent_bits(grids)) / pixels
-                return float(torch.mean((model.synthesize(grids).clamp(0, 1) - x) ** 2))
-
-            return wq.rd_quantize(model.decoder_tensors(), cost, self.lmbda / pixels)
+        return fitted.quantize_weights(
+            model, self.lmbda, x[0, 0].numel(), lambda: model.latent_bits(grids),
+            lambda: torch.mean((model.synthesize(grids).clamp(0, 1) - x) ** 2))
 
     def write(self, media: Image, out: BinaryIO, progress: Progress | None = None) -> None:
         out.write(self.encode_image(media, progress).data)

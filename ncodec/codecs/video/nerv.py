@@ -162,20 +162,17 @@ class NervVideoCodec(fitted.FittedCodec):
 
     def _quantize_weights(self, model: NervModel, x: torch.Tensor) -> list[wq.TensorCode]:
         """Per-tensor steps by rate-distortion, embeddings hard-rounded, distortion on up to ``RD_FRAMES`` frames."""
-        pixels = x[0, 0].numel()
         picks = torch.from_numpy(np.unique(np.linspace(0, model.frames - 1, RD_FRAMES).round().astype(np.int64)))
         target = x[:, :, picks.to(x.device)]
         with torch.no_grad():
             emb = model.quantized_embeddings("hard").detach()
-            some = emb[picks.to(emb.device)]
+        some = emb[picks.to(emb.device)]
 
-            def cost(group: str) -> float:
-                if group == "arm":
-                    return self.lmbda * float(model.latent_bits(emb)) / pixels
-                recon = model.synthesize(some).permute(1, 0, 2, 3)[None]
-                return float(torch.mean((recon.clamp(0, 1) - target) ** 2))
+        def recon_error() -> torch.Tensor:
+            recon = model.synthesize(some).permute(1, 0, 2, 3)[None]
+            return torch.mean((recon.clamp(0, 1) - target) ** 2)
 
-            return wq.rd_quantize(model.decoder_tensors(), cost, self.lmbda / pixels)
+        return fitted.quantize_weights(model, self.lmbda, x[0, 0].numel(), lambda: model.latent_bits(emb), recon_error)
 
     def write(self, media: Video, out: BinaryIO, progress: Progress | None = None) -> None:
         out.write(self.encode_video(media, progress).data)
