@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"
@@ -29,3 +31,13 @@ def shared_data() -> Path:
     if path is None:
         pytest.skip("the shared data set (../shared/data or $NCODEC_DATA) is not present")
     return path
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """Run a test single-threaded: small ops gain nothing from threads, and spinning OpenMP
+    threads crawl on busy CPUs. Modules opt in with ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -21,9 +21,7 @@ from ncodec.metrics import mel_distance
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> None:
-    torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _speechlike(batch: int = 2, length: int = 6000, seed: int = 0) -> torch.Tensor:

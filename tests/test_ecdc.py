@@ -33,9 +33,7 @@ NEEDS_REFS = pytest.mark.skipif(REFS is None, reason=f"{REFS_ENV} is unset: run 
                                                       f"set {REFS_ENV} to compare with files EnCodec wrote")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> None:
-    torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _bitpacker(values: list[int], bits: int) -> bytes:

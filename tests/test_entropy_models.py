@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import io
-from typing import Iterator
 
 import numpy as np
 import pytest
@@ -28,13 +27,7 @@ PINNED_MIXTURE_DIGEST = "f714cce59b9a8ff58f60bdc967804cb422b11c4cde7f0204d204dc0
 OUTLIERS = (1e5, -3e4, 700.0)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    """Run single-threaded: tiny ops gain nothing from threads, and spinning OpenMP threads crawl on busy CPUs."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def stream_bits(strings: list[bytes], payload_only: bool = False) -> int:

@@ -28,12 +28,7 @@ SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "garden.png"
 SMALL = {"levels": 4, "syn_hidden": 12, "arm_hidden": 8, "arm_context": 12}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

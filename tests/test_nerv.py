@@ -35,12 +35,7 @@ from ncodec.media import Video
 SMALL = {"embed": 4, "strides": [2, 2], "widths": [8, 6], "arm_context": 8, "arm_hidden": 8}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -33,9 +33,7 @@ from ncodec.io import read_audio
 from ncodec.media import Audio
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> None:
-    torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -12,9 +12,7 @@ PAIRS = [(44100, 24000), (24000, 48000), (48000, 24000), (16000, 24000), (22050,
          (96000, 24000), (24000, 16000)]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> None:
-    torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _tone(freq: float, rate: int, n: int) -> np.ndarray:

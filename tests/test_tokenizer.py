@@ -21,9 +21,7 @@ from ncodec.tokenizers import tokenizer as tokenizer_module
 from ncodec.tokenizers.folder import audio_files, read_tokens, tokenize_folder
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> None:
-    torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
