@@ -102,13 +102,10 @@ def _bit_length(v):
 
 
 @triton.jit
-def _encode_kernel(sym_ptr, idx_ptr, lane_base_ptr, lane_ibase_ptr, lane_step_ptr, lane_count_ptr,
-                   lane_table_ptr, region_start_ptr, region_end_ptr,
-                   cdf_ptr, size_ptr, offset_ptr, rcp_ptr,
-                   buf_ptr, state_ptr, nwords_ptr, esc_ptr, err_ptr,
-                   n_lanes, stride, n_tables,
-                   P: tl.constexpr, BLOCK: tl.constexpr, USE_RCP: tl.constexpr):
-    """Encode BLOCK lanes backwards; each writes its words downwards from its region's end."""
+def _lanes(lane_base_ptr, lane_ibase_ptr, lane_step_ptr, lane_count_ptr, lane_table_ptr, n_lanes,
+           BLOCK: tl.constexpr):
+    """This program's BLOCK lanes (``g``, ``live``) and where their symbols and table indexes lie:
+    the lane layout both kernels read (base, index base, step, count, constant table or -1)."""
     g = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     live = g < n_lanes
     base = tl.load(lane_base_ptr + g, mask=live, other=0)
@@ -116,6 +113,19 @@ def _encode_kernel(sym_ptr, idx_ptr, lane_base_ptr, lane_ibase_ptr, lane_step_pt
     step = tl.load(lane_step_ptr + g, mask=live, other=1)
     count = tl.load(lane_count_ptr + g, mask=live, other=0)
     const_t = tl.load(lane_table_ptr + g, mask=live, other=0)
+    return g, live, base, ibase, step, count, const_t
+
+
+@triton.jit
+def _encode_kernel(sym_ptr, idx_ptr, lane_base_ptr, lane_ibase_ptr, lane_step_ptr, lane_count_ptr,
+                   lane_table_ptr, region_start_ptr, region_end_ptr,
+                   cdf_ptr, size_ptr, offset_ptr, rcp_ptr,
+                   buf_ptr, state_ptr, nwords_ptr, esc_ptr, err_ptr,
+                   n_lanes, stride, n_tables,
+                   P: tl.constexpr, BLOCK: tl.constexpr, USE_RCP: tl.constexpr):
+    """Encode BLOCK lanes backwards; each writes its words downwards from its region's end."""
+    g, live, base, ibase, step, count, const_t = _lanes(lane_base_ptr, lane_ibase_ptr, lane_step_ptr, lane_count_ptr,
+                                                        lane_table_ptr, n_lanes, BLOCK)
     rstart = tl.load(region_start_ptr + g, mask=live, other=0)
     rend = tl.load(region_end_ptr + g, mask=live, other=0)
     x = tl.full([BLOCK], 1 << 32, tl.uint64)
@@ -207,13 +217,8 @@ def _decode_kernel(stream_ptr, idx_ptr, out_ptr, lane_base_ptr, lane_ibase_ptr, 
                    n_lanes, stride, n_tables,
                    P: tl.constexpr, BLOCK: tl.constexpr, USE_LUT: tl.constexpr, SEARCH_STEPS: tl.constexpr):
     """Decode BLOCK lanes forwards, each reading its own run of words; per-lane error codes out."""
-    g = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-    live = g < n_lanes
-    base = tl.load(lane_base_ptr + g, mask=live, other=0)
-    ibase = tl.load(lane_ibase_ptr + g, mask=live, other=0)
-    step = tl.load(lane_step_ptr + g, mask=live, other=1)
-    count = tl.load(lane_count_ptr + g, mask=live, other=0)
-    const_t = tl.load(lane_table_ptr + g, mask=live, other=0)
+    g, live, base, ibase, step, count, const_t = _lanes(lane_base_ptr, lane_ibase_ptr, lane_step_ptr, lane_count_ptr,
+                                                        lane_table_ptr, n_lanes, BLOCK)
     x = tl.load(lane_state_ptr + g, mask=live, other=1 << 32).to(tl.uint64, bitcast=True)
     pos = tl.load(lane_pos_ptr + g, mask=live, other=0)
     end = tl.load(lane_end_ptr + g, mask=live, other=0)
