@@ -13,6 +13,18 @@ from ncodec import bitstream
 from ncodec.errors import BitstreamError
 
 
+# Header fields every fitted codec must refuse: a non-object architecture, malformed weight codes
+# (bad digits, odd length, none), foreign coding tables, another stream format.
+FORGED_FITTED_CONFIG = [
+    {"config": {"architecture": "x"}},
+    {"config": {"weights": "zz"}},
+    {"config": {"weights": "3"}},
+    {"config": {"weights": ""}},
+    {"config": {"tables": "0" * 16}},
+    {"config": {"format": 2}},
+]
+
+
 def repack(data: bytes, config: dict | None = None, meta: dict | None = None,
            chunks: list[tuple[str, bytes]] | None = None) -> bytes:
     """``data`` with header config / metadata fields replaced, and optionally other chunks (CRCs made anew)."""
