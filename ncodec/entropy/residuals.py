@@ -270,6 +270,13 @@ def _layout(k: np.ndarray, a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nd
 def value_symbols(values: np.ndarray, k: np.ndarray, a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Symbols and table indexes for integers with per-value shift k and table mean index a:
     all quotients ``v >> k`` first, then the low bits, then the high bits (k > 12)."""
+    sym, idx, _, _ = _value_symbols(values, k, a)
+    return sym, idx
+
+
+def _value_symbols(values: np.ndarray, k: np.ndarray,
+                   a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """`value_symbols`, and which values have low bits and high bits (the layout's masks)."""
     v = np.asarray(values, dtype=np.int64).reshape(-1)
     k, a = np.asarray(k, dtype=np.int64).reshape(-1), np.asarray(a, dtype=np.int64).reshape(-1)
     idx, low_bits, has_low, has_high = _layout(k, a)
@@ -278,19 +285,15 @@ def value_symbols(values: np.ndarray, k: np.ndarray, a: np.ndarray) -> tuple[np.
                           (rem >> UNIFORM_MAX_BITS)[has_high]])
     if sym.size and (sym.min() < np.iinfo(np.int32).min or sym.max() > np.iinfo(np.int32).max):
         raise ValueError("values too large for the residual coder")
-    return sym.astype(np.int32), idx
+    return sym.astype(np.int32), idx, has_low, has_high
 
 
 def grouped_value_symbols(values: np.ndarray, k: np.ndarray, a: np.ndarray,
                           group: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """`value_symbols` of each group of values in turn (``group``: non-decreasing group number per
     value): the order of a decoder that calls `decode_values` once per group."""
-    v = np.asarray(values, dtype=np.int64).reshape(-1)
-    k = np.asarray(k, dtype=np.int64).reshape(-1)
-    a = np.asarray(a, dtype=np.int64).reshape(-1)
     group = np.asarray(group, dtype=np.int64).reshape(-1)
-    sym, idx = value_symbols(v, k, a)
-    _, _, has_low, has_high = _layout(k, a)
+    sym, idx, has_low, has_high = _value_symbols(values, k, a)
     key = 3 * np.concatenate([group, group[has_low], group[has_high]]) + np.repeat(
         np.arange(3), [group.size, int(has_low.sum()), int(has_high.sum())])
     order = np.argsort(key, kind="stable")  # groups in turn; in a group quotients, low bits, high bits
