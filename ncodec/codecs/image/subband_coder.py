@@ -11,10 +11,14 @@ bin) has its own two-sided geometric table (shift k and mean index a from
 bins share a table where a table of their own would not pay for itself). Everything that
 picks a table is integer arithmetic, so decoders on any machine pick the same tables. The
 coarsest low band is coded as horizontal differences with partition-adaptive tables.
+
+With prediction on (the lossless codec: it gives the coder each level's low band), a band may
+carry a linear predictor (`band_prediction`) and the coder codes the prediction residual; the
+context then reads the residual magnitudes of the band's own neighbours.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,11 +26,12 @@ import numpy as np
 from ...entropy import rans
 from ...entropy import residuals as rc
 from ...errors import BitstreamError
+from . import band_prediction as bp
 
 THRESHOLDS = np.array([1, 2, 3, 4, 6, 8, 11, 16, 23, 32, 45, 64, 91, 128, 181, 256, 362, 512, 724, 1024,
                        1448, 2048, 4096, 8192], dtype=np.int64)  # sqrt(2) steps
 BINS = THRESHOLDS.size + 1
-FORMAT = 4  # version of this coder's stream layout; codecs store it and refuse others
+FORMAT = 5  # version of this coder's stream layout; codecs store it and refuse others
 ORIENTATIONS = ("HL", "LH", "HH")  # coding order within a level
 
 
@@ -36,21 +41,12 @@ NEIGHBOURS = ((-1, 0, 2), (-1, -1, 1), (-1, 1, 1), (-2, 0, 1), (0, -1, 2), (0, -
 _PAD = 2  # the farthest neighbour offset: magnitudes are kept in an array padded by zeros this wide
 
 
-def _shifted(m: np.ndarray, dy: int, dx: int) -> np.ndarray:
-    """``out[y, x] = m[y + dy, x + dx]``, zero outside ``m``."""
-    out = np.zeros_like(m)
-    h, w = m.shape
-    ys, xs = slice(max(0, -dy), min(h, h - dy)), slice(max(0, -dx), min(w, w - dx))
-    out[ys, xs] = m[max(0, dy):min(h, h + dy), max(0, dx):min(w, w + dx)]
-    return out
-
-
 def activity(mag: np.ndarray, parent: np.ndarray, siblings: np.ndarray) -> np.ndarray:
     """Integer context activity of a whole band from magnitudes: its causal `NEIGHBOURS`, and the
     parent and siblings at the same places (what `decode_band` computes front by front)."""
     act = 2 * parent + siblings
     for dy, dx, weight in NEIGHBOURS:
-        act = act + weight * _shifted(mag, dy, dx)
+        act = act + weight * bp.shifted(mag, dy, dx)
     return act
 
 
@@ -108,6 +104,16 @@ def group_bins(values: np.ndarray, bins: np.ndarray) -> np.ndarray:
     return starts
 
 
+def estimated_bits(values: np.ndarray, bins: np.ndarray) -> float:
+    """Estimated bits of a band coded with these bins (tables and their side information)."""
+    starts = group_bins(values, bins)
+    groups = (np.cumsum(starts) - 1)[bins.reshape(-1)]
+    n = int(starts.sum())
+    counts = np.bincount(groups, minlength=n).astype(np.float64)
+    sums = np.bincount(groups, weights=np.abs(values).reshape(-1).astype(np.float64), minlength=n)
+    return float(rc.fit_parameters(sums, counts)[2].sum()) + GROUP_SIDE_BITS * n
+
+
 def fit_groups(values: np.ndarray, bins: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(k, a) per group of bins, fitted to the values the group serves."""
     group_of_bin = np.cumsum(starts) - 1
@@ -123,20 +129,15 @@ def upsample_parent(parent: np.ndarray | None, shape: tuple[int, int]) -> np.nda
     """Magnitudes of the coarser band at each child position (zeros when there is no parent)."""
     if parent is None or parent.size == 0:
         return np.zeros(shape, dtype=np.int64)
-    ys = np.minimum(np.arange(shape[0]) // 2, parent.shape[0] - 1)
-    xs = np.minimum(np.arange(shape[1]) // 2, parent.shape[1] - 1)
-    return np.abs(parent)[np.ix_(ys, xs)]
+    return np.abs(bp.aligned(parent, shape, 2))
 
 
 def sibling_magnitudes(siblings: list[np.ndarray], shape: tuple[int, int]) -> np.ndarray:
     """Sum of the magnitudes of already-coded bands of the same level at each position."""
     out = np.zeros(shape, dtype=np.int64)
     for s in siblings:
-        if s.size == 0:
-            continue
-        ys = np.minimum(np.arange(shape[0]), s.shape[0] - 1)
-        xs = np.minimum(np.arange(shape[1]), s.shape[1] - 1)
-        out += np.abs(s)[np.ix_(ys, xs)]
+        if s.size:
+            out += np.abs(bp.aligned(s, shape))
     return out
 
 
@@ -201,10 +202,18 @@ def _decode_side(dec: rans.Decoder) -> tuple[np.ndarray, np.ndarray]:
     return k[group_of_bin], a[group_of_bin]
 
 
-def encode_band(out: Symbols, band: np.ndarray, parent: np.ndarray | None, siblings: list[np.ndarray]) -> None:
-    """Append one detail band: its per-bin tables, then its coefficients front by front (`wavefront`)."""
+def encode_band(out: Symbols, band: np.ndarray, parent: np.ndarray | None, siblings: list[np.ndarray],
+                prediction: bp.Context | None = None) -> None:
+    """Append one detail band: with ``prediction`` (what the decoder knows before the band) its
+    predictor if one pays, then its per-bin tables, then its coefficients (or their prediction
+    residuals) front by front (`wavefront`)."""
     if band.size == 0:
         return
+    if prediction is not None:
+        predictor = _choose_predictor(band, parent, siblings, prediction)
+        out.add(bp.symbols(predictor))
+        if predictor is not None:
+            band = predictor.residual(band, prediction)
     bins = band_bins(band, parent, siblings)
     starts = group_bins(band, bins)
     k, a = fit_groups(band, bins, starts)
@@ -216,12 +225,26 @@ def encode_band(out: Symbols, band: np.ndarray, parent: np.ndarray | None, sibli
     out.add(rc.grouped_value_symbols(band.reshape(-1)[order], k[group_of_bin][b], a[group_of_bin][b], front))
 
 
+def _choose_predictor(band: np.ndarray, parent: np.ndarray | None, siblings: list[np.ndarray],
+                      prediction: bp.Context) -> bp.Predictor | None:
+    """The band's fitted predictor when its estimated saving exceeds its side information."""
+    predictor = bp.fit(band, prediction)
+    if predictor is None:
+        return None
+    residual = predictor.residual(band, prediction)
+    plain = estimated_bits(band, band_bins(band, parent, siblings))
+    predicted = estimated_bits(residual, band_bins(residual, parent, siblings)) + bp.side_bits(predictor)
+    return predictor if predicted < plain else None
+
+
 def decode_band(dec: rans.Decoder, shape: tuple[int, int], parent: np.ndarray | None,
-                siblings: list[np.ndarray]) -> np.ndarray:
-    """Inverse of `encode_band`, front by front: each front's contexts come from earlier fronts."""
+                siblings: list[np.ndarray], prediction: bp.Context | None = None) -> np.ndarray:
+    """Inverse of `encode_band`, front by front: each front's contexts (and predictions) come from
+    earlier fronts."""
     h, w = shape
     if h * w == 0:
         return np.zeros(shape, dtype=np.int64)
+    predictor = bp.decode(dec, prediction) if prediction is not None else None
     k, a = _decode_side(dec)
     outside = (2 * upsample_parent(parent, shape) + sibling_magnitudes(siblings, shape)).reshape(-1)
     stride = w + 2 * _PAD
@@ -232,15 +255,25 @@ def decode_band(dec: rans.Decoder, shape: tuple[int, int], parent: np.ndarray | 
     at = (ys + _PAD) * stride + xs + _PAD                  # each coefficient's place in ``mag``
     outside = outside[order]
     offsets = [(dy * stride + dx, weight) for dy, dx, weight in NEIGHBOURS]
+    if predictor is not None:
+        known = predictor.outer(prediction, shape)[order]  # type: ignore[arg-type]
+        causal = [(dy * stride + dx, weight) for dy, dx, weight in predictor.causal_offsets()]
+        padded = np.zeros_like(mag)                         # decoded values, laid out like ``mag``
     for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
         here = at[lo:hi]
         act = outside[lo:hi].copy()
         for offset, weight in offsets:
             act += weight * mag[here + offset]
         bins = context_bins(act)
-        v = rc.decode_values(dec, k[bins], a[bins])
-        values[order[lo:hi]] = v
-        mag[here] = np.abs(v)
+        r = rc.decode_values(dec, k[bins], a[bins])
+        mag[here] = np.abs(r)
+        if predictor is not None:
+            acc = known[lo:hi].copy()
+            for offset, weight in causal:
+                acc += weight * padded[here + offset]
+            r = r + bp.finish(acc)
+            padded[here] = r
+        values[order[lo:hi]] = r
     return values.reshape(shape)
 
 
@@ -284,11 +317,24 @@ def neighbour_bands(coded: list[np.ndarray], references: Sequence[Details], leve
     return coded + [ref[level][orientation] for ref in references]
 
 
-def encode_subbands(low: np.ndarray, details: Details, references: Sequence[Details] = ()) -> bytes:
+Synthesis = Callable[[np.ndarray, dict[str, np.ndarray]], np.ndarray]
+
+
+def _prediction(parents: dict[str, np.ndarray], coded: list[np.ndarray], references: Sequence[Details],
+                level: int, orientation: str, approximation: np.ndarray | None) -> bp.Context:
+    return bp.Context(parents.get(orientation), list(coded), [ref[level][orientation] for ref in references],
+                      approximation)
+
+
+def encode_subbands(low: np.ndarray, details: Details, references: Sequence[Details] = (),
+                    approximations: Sequence[np.ndarray] | None = None) -> bytes:
     """One rANS stream for a plane's subbands: low band, then levels coarsest first, HL, LH, HH.
 
     ``references``: the subbands of planes coded before this one (same shapes), whose
     magnitudes are context for this plane's (the decoder has them when it reads this plane).
+    ``approximations``: each level's low band (what its details refine, the coarsest being
+    ``low``); given, bands may be predicted (`band_prediction`) and the decoder needs the
+    matching ``synthesize``.
     """
     out = Symbols([], [])
     encode_low(out, low)
@@ -296,23 +342,33 @@ def encode_subbands(low: np.ndarray, details: Details, references: Sequence[Deta
         coded: list[np.ndarray] = []
         parents = details[level + 1] if level + 1 < len(details) else {}
         for o in ORIENTATIONS:
-            encode_band(out, details[level][o], parents.get(o), neighbour_bands(coded, references, level, o))
+            prediction = None if approximations is None else _prediction(
+                parents, coded, references, level, o, approximations[level])
+            encode_band(out, details[level][o], parents.get(o), neighbour_bands(coded, references, level, o),
+                        prediction)
             coded.append(details[level][o])
     return out.encode()
 
 
 def decode_subbands(data: bytes | memoryview, low_shape: tuple[int, int], detail_shapes: list[dict[str, tuple[int, ...]]],
-                    references: Sequence[Details] = ()) -> tuple[np.ndarray, Details]:
-    """Inverse of `encode_subbands`, given the band shapes and the same ``references``."""
+                    references: Sequence[Details] = (), synthesize: Synthesis | None = None) -> tuple[np.ndarray, Details]:
+    """Inverse of `encode_subbands`, given the band shapes and the same ``references``; with
+    ``synthesize`` (one inverse level: low band and detail bands -> the next finer low band) for
+    streams made with ``approximations``."""
     dec = rans.Decoder(data, rc.table_bank())
     low = decode_low(dec, low_shape)
     details: Details = [{} for _ in detail_shapes]
+    approximation = low
     for level in range(len(detail_shapes) - 1, -1, -1):
         coded: list[np.ndarray] = []
         parents = details[level + 1] if level + 1 < len(details) else {}
+        if synthesize is not None and level + 1 < len(details):
+            approximation = synthesize(approximation, details[level + 1])
         for o in ORIENTATIONS:
+            prediction = None if synthesize is None else _prediction(parents, coded, references, level, o,
+                                                                     approximation)
             band = decode_band(dec, tuple(detail_shapes[level][o]), parents.get(o),  # type: ignore[arg-type]
-                               neighbour_bands(coded, references, level, o))
+                               neighbour_bands(coded, references, level, o), prediction)
             details[level][o] = band
             coded.append(band)
     dec.finish()

@@ -49,18 +49,32 @@ def rct_inverse(y: np.ndarray, cb: np.ndarray, cr: np.ndarray) -> np.ndarray:
 
 
 def encode_plane(plane: np.ndarray, levels: int, references: Sequence[Details] = ()) -> tuple[bytes, Details]:
-    """One plane as a rANS stream of its context-coded 5/3 subbands (``references``: the subbands
-    of the planes coded before it, context for its own), and its subbands."""
-    bands = wavelet.forward_2d(torch.from_numpy(np.ascontiguousarray(plane, dtype=np.int64)), levels)
-    details = [{k: v.numpy() for k, v in lv.items()} for lv in bands.details]
-    return encode_subbands(bands.low.numpy(), details, references), details
+    """One plane as a rANS stream of its context-coded, predicted 5/3 subbands (``references``: the
+    subbands of the planes coded before it, context for its own), and its subbands."""
+    low = torch.from_numpy(np.ascontiguousarray(plane, dtype=np.int64))
+    details: Details = []
+    approximations: list[np.ndarray] = []   # each level's low band: the bands' predictors read it
+    for _ in range(levels):
+        bands = wavelet.forward_2d(low, 1)
+        if not bands.details:
+            break
+        low = bands.low
+        details.append({k: v.numpy() for k, v in bands.details[0].items()})
+        approximations.append(low.numpy())
+    return encode_subbands(low.numpy(), details, references, approximations), details
+
+
+def _synthesize(low: np.ndarray, details: dict[str, np.ndarray]) -> np.ndarray:
+    """One inverse 5/3 level: the next finer low band."""
+    bands = wavelet.Subbands(torch.from_numpy(low), [{k: torch.from_numpy(v) for k, v in details.items()}], (0, 1))
+    return wavelet.inverse_2d(bands).numpy()
 
 
 def decode_plane(data: bytes | memoryview, height: int, width: int, levels: int,
                  references: Sequence[Details] = ()) -> tuple[np.ndarray, Details]:
     """Inverse of `encode_plane`: the plane and its subbands."""
     low_shape, detail_shapes = wavelet.band_shapes((height, width), levels)
-    low, details = decode_subbands(data, low_shape, detail_shapes, references)  # type: ignore[arg-type]
+    low, details = decode_subbands(data, low_shape, detail_shapes, references, _synthesize)  # type: ignore[arg-type]
     bands = wavelet.Subbands(torch.from_numpy(low), [{k: torch.from_numpy(v) for k, v in lv.items()} for lv in details],
                              (0, 1))
     return wavelet.inverse_2d(bands).numpy(), details
