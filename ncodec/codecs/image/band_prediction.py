@@ -136,8 +136,10 @@ def _weighted_least_squares(x: np.ndarray, y: np.ndarray, s: np.ndarray) -> np.n
     return np.linalg.solve(gram, xs.T @ y)
 
 
-def fit(band: np.ndarray, context: Context) -> Predictor | None:
-    """Weights minimising (about) the absolute prediction error, or None for a band too small."""
+def fit(band: np.ndarray, context: Context, scale: np.ndarray | None = None) -> Predictor | None:
+    """Weights minimising (about) the absolute prediction error, each divided by ``scale`` (the
+    expected error magnitude where it falls, so errors weigh as their bits do), or None for a
+    band too small."""
     coarse, window = context.outer_features(band.shape)
     features = [shifted(band, dy, dx) for dy, dx in CAUSAL] + coarse + window
     if band.size < MIN_SAMPLES_PER_WEIGHT * len(features):
@@ -145,9 +147,10 @@ def fit(band: np.ndarray, context: Context) -> Predictor | None:
     rows = np.arange(0, band.size, max(1, band.size // FIT_ROWS))
     x = np.stack([f.reshape(-1)[rows] for f in features], axis=1).astype(np.float64)
     y = band.reshape(-1)[rows].astype(np.float64)
-    w = _weighted_least_squares(x, y, np.ones_like(y))
+    rate = np.ones_like(y) if scale is None else 1.0 / scale.reshape(-1)[rows]
+    w = _weighted_least_squares(x, y, rate)
     for _ in range(FIT_ITERATIONS):  # weights 1/|e| on e**2: least absolute error, damped
-        w = _weighted_least_squares(x, y, 1.0 / (np.abs(y - x @ w) + 1.0))
+        w = _weighted_least_squares(x, y, rate / (np.abs(y - x @ w) + 1.0))
     n_band = len(CAUSAL) + len(coarse)
     units = np.concatenate([np.full(n_band, 1 << (PRECISION - COARSE_SHIFT)), np.full(len(window), 1 << PRECISION)])
     q = np.clip(np.rint(w * units), -WEIGHT_LIMIT, WEIGHT_LIMIT).astype(np.int64)

@@ -225,13 +225,28 @@ def encode_band(out: Symbols, band: np.ndarray, parent: np.ndarray | None, sibli
     out.add(rc.grouped_value_symbols(band.reshape(-1)[order], k[group_of_bin][b], a[group_of_bin][b], front))
 
 
+SCALE_ROUNDS = 1
+
+
+def _context_scale(values: np.ndarray, bins: np.ndarray) -> np.ndarray:
+    """Each coefficient's expected magnitude: the mean magnitude of its context bin (plus a half)."""
+    b = bins.reshape(-1)
+    sums = np.bincount(b, weights=np.abs(values).reshape(-1).astype(np.float64), minlength=BINS)
+    counts = np.bincount(b, minlength=BINS)
+    return (sums / np.maximum(counts, 1) + 0.5)[b].reshape(values.shape)
+
+
 def _choose_predictor(band: np.ndarray, parent: np.ndarray | None, siblings: list[np.ndarray],
                       prediction: bp.Context) -> bp.Predictor | None:
     """The band's fitted predictor when its estimated saving exceeds its side information."""
-    predictor = bp.fit(band, prediction)
-    if predictor is None:
-        return None
-    residual = predictor.residual(band, prediction)
+    predictor = None
+    scale = None
+    for _ in range(1 + SCALE_ROUNDS):
+        predictor = bp.fit(band, prediction, scale)
+        if predictor is None:
+            return None
+        residual = predictor.residual(band, prediction)
+        scale = _context_scale(residual, band_bins(residual, parent, siblings))
     plain = estimated_bits(band, band_bins(band, parent, siblings))
     predicted = estimated_bits(residual, band_bins(residual, parent, siblings)) + bp.side_bits(predictor)
     return predictor if predicted < plain else None
