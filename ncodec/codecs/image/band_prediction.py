@@ -56,8 +56,10 @@ def aligned(band: np.ndarray, shape: tuple[int, int], scale: int = 1) -> np.ndar
 @dataclass
 class Context:
     """Everything fully known before a band is decoded: parent band, siblings (bands of this level
-    coded before it), references (the same band of earlier planes), and the level's low band."""
+    coded before it), references (the same band of earlier planes), and the level's low band;
+    and the band's orientation."""
 
+    orientation: str
     parent: np.ndarray | None
     siblings: Sequence[np.ndarray]
     references: Sequence[np.ndarray]

@@ -55,10 +55,29 @@ def context_bins(act: np.ndarray) -> np.ndarray:
     return np.searchsorted(THRESHOLDS, act, side="right")
 
 
-def band_bins(band: np.ndarray, parent: np.ndarray | None, siblings: list[np.ndarray]) -> np.ndarray:
-    """The context bin of every coefficient of a whole band (what the decoder finds front by front)."""
-    return context_bins(activity(np.abs(band), upsample_parent(parent, band.shape),
-                                 sibling_magnitudes(siblings, band.shape)))
+def band_bins(band: np.ndarray, parent: np.ndarray | None, siblings: list[np.ndarray],
+              edges: np.ndarray | None = None) -> np.ndarray:
+    """The context bin of every coefficient of a whole band (what the decoder finds front by front);
+    ``edges``: `edge_activity`, when the coder has the level's low band."""
+    act = activity(np.abs(band), upsample_parent(parent, band.shape), sibling_magnitudes(siblings, band.shape))
+    return context_bins(act if edges is None else act + edges)
+
+
+# Pairs of low-band places (dy, dx) whose differences show an edge a band of each orientation sees
+# (the low band is known whole, so these see below and to the right too).
+_EDGE_PAIRS = {"HL": (((0, 0), (0, 1)), ((1, 0), (1, 1))), "LH": (((0, 0), (1, 0)), ((0, 1), (1, 1))),
+               "HH": (((0, 0), (1, 1)), ((0, 1), (1, 0)))}
+
+
+def edge_activity(context: bp.Context | None, shape: tuple[int, int]) -> np.ndarray | None:
+    """Half the level's low-band differences across the band's orientation at each place."""
+    if context is None or context.approximation is None or context.approximation.size == 0:
+        return None
+    padded = np.pad(context.approximation, ((0, 1), (0, 1)), mode="edge")
+    total = np.zeros(shape, dtype=np.int64)
+    for (y0, x0), (y1, x1) in _EDGE_PAIRS[context.orientation]:
+        total += np.abs(bp.aligned(padded[y0:, x0:], shape) - bp.aligned(padded[y1:, x1:], shape))
+    return total >> 1
 
 
 def wavefront(shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -214,7 +233,7 @@ def encode_band(out: Symbols, band: np.ndarray, parent: np.ndarray | None, sibli
         out.add(bp.symbols(predictor))
         if predictor is not None:
             band = predictor.residual(band, prediction)
-    bins = band_bins(band, parent, siblings)
+    bins = band_bins(band, parent, siblings, edge_activity(prediction, band.shape))
     starts = group_bins(band, bins)
     k, a = fit_groups(band, bins, starts)
     out.add(_side_symbols(starts, k, a))
@@ -241,14 +260,15 @@ def _choose_predictor(band: np.ndarray, parent: np.ndarray | None, siblings: lis
     """The band's fitted predictor when its estimated saving exceeds its side information."""
     predictor = None
     scale = None
+    edges = edge_activity(prediction, band.shape)
     for _ in range(1 + SCALE_ROUNDS):
         predictor = bp.fit(band, prediction, scale)
         if predictor is None:
             return None
         residual = predictor.residual(band, prediction)
-        scale = _context_scale(residual, band_bins(residual, parent, siblings))
-    plain = estimated_bits(band, band_bins(band, parent, siblings))
-    predicted = estimated_bits(residual, band_bins(residual, parent, siblings)) + bp.side_bits(predictor)
+        scale = _context_scale(residual, band_bins(residual, parent, siblings, edges))
+    plain = estimated_bits(band, band_bins(band, parent, siblings, edges))
+    predicted = estimated_bits(residual, band_bins(residual, parent, siblings, edges)) + bp.side_bits(predictor)
     return predictor if predicted < plain else None
 
 
@@ -261,7 +281,9 @@ def decode_band(dec: rans.Decoder, shape: tuple[int, int], parent: np.ndarray | 
         return np.zeros(shape, dtype=np.int64)
     predictor = bp.decode(dec, prediction) if prediction is not None else None
     k, a = _decode_side(dec)
-    outside = (2 * upsample_parent(parent, shape) + sibling_magnitudes(siblings, shape)).reshape(-1)
+    outside = 2 * upsample_parent(parent, shape) + sibling_magnitudes(siblings, shape)
+    edges = edge_activity(prediction, shape)
+    outside = (outside if edges is None else outside + edges).reshape(-1)
     stride = w + 2 * _PAD
     mag = np.zeros((h + _PAD) * stride, dtype=np.int64)  # flat, padded: zero rows above, columns both sides
     values = np.zeros(h * w, dtype=np.int64)
@@ -337,7 +359,7 @@ Synthesis = Callable[[np.ndarray, dict[str, np.ndarray]], np.ndarray]
 
 def _prediction(parents: dict[str, np.ndarray], coded: list[np.ndarray], references: Sequence[Details],
                 level: int, orientation: str, approximation: np.ndarray | None) -> bp.Context:
-    return bp.Context(parents.get(orientation), list(coded), [ref[level][orientation] for ref in references],
+    return bp.Context(orientation, parents.get(orientation), list(coded), [ref[level][orientation] for ref in references],
                       approximation)
 
 
