@@ -6,6 +6,11 @@ as uniform symbols. The encoder picks the partitioning and the parameters from r
 sums in closed form; the decoder reads them from the stream, so both use the same tables.
 The table bank is built from float64 with correctly rounded operations only (products,
 square roots), so it is identical on every machine; `bank_digest` pins it in streams.
+
+Besides the discrete Laplace tables the bank has "shaped" ones for k = 0: the same mean, but
+the probability of zero scaled by one of `SHAPE_FACTORS` (the rest geometric). Context-coded
+wavelet residuals have flatter tops than a Laplace law at means of one to a few (noise plus
+rounding); a shape per context saves about 1% there.
 """
 from __future__ import annotations
 
@@ -28,6 +33,8 @@ UNIFORM_MAX_BITS = 12   # raw fields wider than this are split
 _VARIANTS = 4           # bin width 1, 2, 4, >= 8 (k = 0, 1, 2, >= 3)
 _TAIL = 2.0 ** -24      # probability left to the escape beyond the support
 _MAX_SUPPORT = 1 << 13
+SHAPE_FACTORS = (0.5, 0.6, 0.68, 0.76, 0.84, 0.92, 1.1)  # P(0) / the Laplace law's P(0), shapes 1..7
+SHAPES = 1 + len(SHAPE_FACTORS)                          # shape 0: the discrete Laplace law itself
 
 
 def _table_mean(a: np.ndarray | int) -> np.ndarray:
@@ -57,28 +64,52 @@ def _geometric_pmf(variant: int, mean: float) -> tuple[np.ndarray, int]:
     return pmf, -support
 
 
+def _zero_modified(mean: float, factor: float) -> tuple[float, float]:
+    """(P(0), ratio of the geometric law of |r| - 1 given r != 0) for mean |r| ``mean`` and
+    P(0) = ``factor`` x the discrete Laplace law's."""
+    theta = (np.sqrt(1.0 + mean * mean) - 1.0) / mean
+    zero = min(factor * ((1.0 - theta) / (1.0 + theta)), 1.0 - _TAIL)
+    rest = max(mean / (1.0 - zero) - 1.0, 1.0 / 64.0)   # mean of |r| - 1 given r != 0
+    return zero, rest / (1.0 + rest)
+
+
+def _shaped_pmf(mean: float, factor: float) -> tuple[np.ndarray, int]:
+    """pmf over the support and its first value, for a zero-modified table: P(0) = zero,
+    P(+-m) = (1 - zero) / 2 (1 - ratio) ratio**(m - 1)."""
+    zero, ratio = _zero_modified(mean, factor)
+    support = 1
+    tail = ratio
+    while tail > _TAIL and support < _MAX_SUPPORT:
+        tail *= ratio
+        support += 1
+    side = 0.5 * (1.0 - zero) * (1.0 - ratio) * np.cumprod(np.concatenate([[1.0], np.full(support - 1, ratio)]))
+    return np.concatenate([side[::-1], [zero], side]), -support
+
+
+def _tables(pmfs: list[tuple[np.ndarray, int]]) -> CdfTables:
+    width = max(p.size for p, _ in pmfs)
+    return CdfTables.from_pmf(np.stack([np.pad(p, (0, width - p.size)) for p, _ in pmfs]),
+                              offsets=np.array([o for _, o in pmfs]), sizes=np.array([p.size for p, _ in pmfs]),
+                              escape_mass=_TAIL)
+
+
 @lru_cache(maxsize=1)
 def table_bank() -> CdfTables:
-    """The fixed tables: 4 x 73 geometric tables, then uniform tables of 1..12 bits."""
-    pmfs, offsets = [], []
-    for variant in range(_VARIANTS):
-        for a in range(MEAN_STEPS):
-            pmf, offset = _geometric_pmf(variant, float(_table_mean(a)))
-            pmfs.append(pmf)
-            offsets.append(offset)
-    width = max(p.size for p in pmfs)
-    geo = CdfTables.from_pmf(np.stack([np.pad(p, (0, width - p.size)) for p in pmfs]),
-                             offsets=np.array(offsets), sizes=np.array([p.size for p in pmfs]),
-                             escape_mass=_TAIL)
+    """The fixed tables: 4 x 73 geometric tables, uniform tables of 1..12 bits, then 7 x 73
+    zero-modified (shaped) tables."""
+    geo = _tables([_geometric_pmf(variant, float(_table_mean(a))) for variant in range(_VARIANTS)
+                   for a in range(MEAN_STEPS)])
     uniform = []
     for bits in range(1, UNIFORM_MAX_BITS + 1):
         freq = quantize_pmf(np.concatenate([np.ones(1 << bits), [0.0]])[None, :])[0]
         uniform.append(CdfTables.from_frequencies(freq[None, :]))
-    bank, _ = CdfTables.concat([geo] + uniform)
+    shaped = _tables([_shaped_pmf(float(_table_mean(a)), f) for f in SHAPE_FACTORS for a in range(MEAN_STEPS)])
+    bank, _ = CdfTables.concat([geo] + uniform + [shaped])
     return bank
 
 
 _UNIFORM_BASE = _VARIANTS * MEAN_STEPS
+_SHAPED_BASE = _UNIFORM_BASE + UNIFORM_MAX_BITS
 
 
 def bank_digest() -> str:
@@ -97,9 +128,35 @@ def uniform_index(bits: np.ndarray | int) -> np.ndarray:
     return _UNIFORM_BASE + np.asarray(bits) - 1
 
 
-def geometric_index(shift: np.ndarray, mean_index: np.ndarray) -> np.ndarray:
-    """Table index of the geometric table for shift k and mean index a."""
-    return np.minimum(np.asarray(shift), _VARIANTS - 1) * MEAN_STEPS + np.asarray(mean_index)
+def geometric_index(shift: np.ndarray, mean_index: np.ndarray, shape: np.ndarray | int = 0) -> np.ndarray:
+    """Table index of the quotient table for shift k, mean index a and shape (nonzero only with k = 0)."""
+    shape = np.asarray(shape)
+    plain = np.minimum(np.asarray(shift), _VARIANTS - 1) * MEAN_STEPS + np.asarray(mean_index)
+    if not shape.any():
+        return plain
+    return np.where(shape > 0, _SHAPED_BASE + (shape - 1) * MEAN_STEPS + np.asarray(mean_index), plain)
+
+
+def shaped_bits(zeros: np.ndarray, sums: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Best (shape, mean index a, estimated bits) of the k = 0 tables for groups of values, from
+    each group's number of zeros, sum |r| and count (an encoder decision, searched over all)."""
+    zeros, sums, counts = (np.asarray(v, dtype=np.float64).reshape(-1, 1, 1) for v in (zeros, sums, counts))
+    nonzero = counts - zeros
+    beyond = np.maximum(sums - nonzero, 0.0)              # sum of |r| - 1 over the nonzero values
+    means = _table_mean(np.arange(MEAN_STEPS))[None, None, :]
+    theta = (np.sqrt(1.0 + means ** 2) - 1.0) / means
+    laplace0 = (1.0 - theta) / (1.0 + theta)
+    factors = np.array(SHAPE_FACTORS)[None, :, None]
+    zero = np.minimum(factors * laplace0, 1.0 - _TAIL)
+    ratio = np.maximum(means / (1.0 - zero) - 1.0, 1.0 / 64.0)
+    ratio = ratio / (1.0 + ratio)
+    plain = -(counts * np.log2(laplace0) + sums * np.log2(theta))
+    shaped = -(zeros * np.log2(zero) + nonzero * (np.log2(0.5 * (1.0 - zero)) + np.log2(1.0 - ratio))
+               + beyond * np.log2(ratio))
+    table = np.concatenate([plain, shaped], axis=1).reshape(counts.shape[0], -1)   # [groups, shapes x means]
+    best = table.argmin(axis=1)
+    shape, a = np.divmod(best, MEAN_STEPS)
+    return shape, a, table[np.arange(best.size), best]
 
 
 # ---------------------------------------------------------------- raw fields
@@ -258,28 +315,31 @@ def _per_sample(plan: Plan) -> tuple[np.ndarray, np.ndarray]:
     return np.repeat(plan.shift, counts), np.repeat(plan.mean, counts)
 
 
-def _layout(k: np.ndarray, a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Table indexes of the quotients, low bits and high bits for per-value (k, a), and the masks."""
+def _layout(k: np.ndarray, a: np.ndarray,
+            shape: np.ndarray | int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Table indexes of the quotients, low bits and high bits for per-value (k, a, shape), and the masks."""
     low_bits = np.minimum(k, UNIFORM_MAX_BITS)
     has_low, has_high = k > 0, k > UNIFORM_MAX_BITS
-    idx = np.concatenate([geometric_index(k, a), uniform_index(low_bits[has_low]),
+    idx = np.concatenate([geometric_index(k, a, shape), uniform_index(low_bits[has_low]),
                           uniform_index(k[has_high] - UNIFORM_MAX_BITS)]).astype(np.int32)
     return idx, low_bits, has_low, has_high
 
 
-def value_symbols(values: np.ndarray, k: np.ndarray, a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Symbols and table indexes for integers with per-value shift k and table mean index a:
-    all quotients ``v >> k`` first, then the low bits, then the high bits (k > 12)."""
-    sym, idx, _, _ = _value_symbols(values, k, a)
+def value_symbols(values: np.ndarray, k: np.ndarray, a: np.ndarray,
+                  shape: np.ndarray | int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Symbols and table indexes for integers with per-value shift k, table mean index a and
+    table shape (`geometric_index`): all quotients ``v >> k`` first, then the low bits, then
+    the high bits (k > 12)."""
+    sym, idx, _, _ = _value_symbols(values, k, a, shape)
     return sym, idx
 
 
-def _value_symbols(values: np.ndarray, k: np.ndarray,
-                   a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _value_symbols(values: np.ndarray, k: np.ndarray, a: np.ndarray,
+                   shape: np.ndarray | int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """`value_symbols`, and which values have low bits and high bits (the layout's masks)."""
     v = np.asarray(values, dtype=np.int64).reshape(-1)
     k, a = np.asarray(k, dtype=np.int64).reshape(-1), np.asarray(a, dtype=np.int64).reshape(-1)
-    idx, low_bits, has_low, has_high = _layout(k, a)
+    idx, low_bits, has_low, has_high = _layout(k, a, np.asarray(shape, dtype=np.int64).reshape(-1))
     rem = v & ((np.int64(1) << k) - 1)
     sym = np.concatenate([v >> k, (rem & ((np.int64(1) << low_bits) - 1))[has_low],
                           (rem >> UNIFORM_MAX_BITS)[has_high]])
@@ -288,24 +348,24 @@ def _value_symbols(values: np.ndarray, k: np.ndarray,
     return sym.astype(np.int32), idx, has_low, has_high
 
 
-def grouped_value_symbols(values: np.ndarray, k: np.ndarray, a: np.ndarray,
-                          group: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def grouped_value_symbols(values: np.ndarray, k: np.ndarray, a: np.ndarray, group: np.ndarray,
+                          shape: np.ndarray | int = 0) -> tuple[np.ndarray, np.ndarray]:
     """`value_symbols` of each group of values in turn (``group``: non-decreasing group number per
     value): the order of a decoder that calls `decode_values` once per group."""
     group = np.asarray(group, dtype=np.int64).reshape(-1)
-    sym, idx, has_low, has_high = _value_symbols(values, k, a)
+    sym, idx, has_low, has_high = _value_symbols(values, k, a, shape)
     key = 3 * np.concatenate([group, group[has_low], group[has_high]]) + np.repeat(
         np.arange(3), [group.size, int(has_low.sum()), int(has_high.sum())])
     order = np.argsort(key, kind="stable")  # groups in turn; in a group quotients, low bits, high bits
     return sym[order], idx[order]
 
 
-def decode_values(dec: Decoder, k: np.ndarray, a: np.ndarray) -> np.ndarray:
+def decode_values(dec: Decoder, k: np.ndarray, a: np.ndarray, shape: np.ndarray | int = 0) -> np.ndarray:
     """Inverse of `value_symbols`."""
     k, a = np.asarray(k, dtype=np.int64).reshape(-1), np.asarray(a, dtype=np.int64).reshape(-1)
     if not k.any():  # quotients only (the common case of context-coded bands): skip the layout
-        return dec.decode(geometric_index(k, a).astype(np.int32)).astype(np.int64)
-    idx, low_bits, has_low, has_high = _layout(k, a)
+        return dec.decode(geometric_index(k, a, shape).astype(np.int32)).astype(np.int64)
+    idx, low_bits, has_low, has_high = _layout(k, a, shape)
     sym = dec.decode(idx).astype(np.int64)
     n = k.size
     q = sym[:n]

@@ -133,15 +133,22 @@ def estimated_bits(values: np.ndarray, bins: np.ndarray) -> float:
     return float(rc.fit_parameters(sums, counts)[2].sum()) + GROUP_SIDE_BITS * n
 
 
-def fit_groups(values: np.ndarray, bins: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(k, a) per group of bins, fitted to the values the group serves."""
+def fit_groups(values: np.ndarray, bins: np.ndarray,
+               starts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(k, a, shape) per group of bins, fitted to the values the group serves (shaped tables,
+    `residuals.shaped_bits`, for the groups that need no shift)."""
     group_of_bin = np.cumsum(starts) - 1
     groups = group_of_bin[bins.reshape(-1)]
     n = int(starts.sum())
     counts = np.bincount(groups, minlength=n).astype(np.float64)
     sums = np.bincount(groups, weights=np.abs(values).reshape(-1).astype(np.float64), minlength=n)
+    zeros = np.bincount(groups, weights=(values.reshape(-1) == 0).astype(np.float64), minlength=n)
     k, a, _ = rc.fit_parameters(sums, counts)
-    return k, a
+    shape = np.zeros(n, dtype=np.int64)
+    plain = k == 0
+    if plain.any():
+        shape[plain], a[plain], _ = rc.shaped_bits(zeros[plain], sums[plain], counts[plain])
+    return k, a, shape
 
 
 def upsample_parent(parent: np.ndarray | None, shape: tuple[int, int]) -> np.ndarray:
@@ -185,11 +192,11 @@ class Symbols:
 _GAP_A, _COUNT_A, _DK_A, _DA_A = 52, 48, 44, 56   # table mean indexes: means 2, 1, 0.5, 4
 
 
-def _side_symbols(starts: np.ndarray, k: np.ndarray, a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _side_symbols(starts: np.ndarray, k: np.ndarray, a: np.ndarray, shape: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     positions = np.flatnonzero(starts)
     gaps = np.diff(positions) - 1
     n = positions.size
-    fields = [(np.array([n - 1]), _COUNT_A), (gaps, _GAP_A)]
+    fields = [(np.array([n - 1]), _COUNT_A), (gaps, _GAP_A), (shape, _GAP_A)]
     parts = [rc.value_symbols(v, np.zeros(v.size, np.int64), np.full(v.size, t)) for v, t in fields]
     for first, bits, rest, table in ((k, rc.SHIFT_BITS, np.diff(k), _DK_A), (a, rc.MEAN_BITS, np.diff(a), _DA_A)):
         parts.append(rc.raw_symbols(first[:1], bits))
@@ -201,8 +208,8 @@ def _decode_field(dec: rans.Decoder, count: int, table: int) -> np.ndarray:
     return rc.decode_values(dec, np.zeros(count, np.int64), np.full(count, table, np.int64))
 
 
-def _decode_side(dec: rans.Decoder) -> tuple[np.ndarray, np.ndarray]:
-    """Per-bin (k, a), expanded from the groups the stream describes."""
+def _decode_side(dec: rans.Decoder) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-bin (k, a, shape), expanded from the groups the stream describes."""
     n = int(_decode_field(dec, 1, _COUNT_A)[0]) + 1
     if not 1 <= n <= BINS:
         raise BitstreamError("corrupt stream: impossible number of context groups")
@@ -210,15 +217,17 @@ def _decode_side(dec: rans.Decoder) -> tuple[np.ndarray, np.ndarray]:
     positions = np.concatenate([[0], np.cumsum(gaps + 1)]).astype(np.int64)
     if np.any(gaps < 0) or positions[-1] >= BINS:
         raise BitstreamError("corrupt stream: context groups out of range")
+    shape = _decode_field(dec, n, _GAP_A)
     k = np.concatenate([rc.decode_raw(dec, 1, rc.SHIFT_BITS), _decode_field(dec, n - 1, _DK_A)])
     a = np.concatenate([rc.decode_raw(dec, 1, rc.MEAN_BITS), _decode_field(dec, n - 1, _DA_A)])
     k, a = np.cumsum(k), np.cumsum(a)
-    if np.any(k < 0) or np.any(k > rc.MAX_SHIFT) or np.any(a < 0) or np.any(a >= rc.MEAN_STEPS):
+    if np.any(k < 0) or np.any(k > rc.MAX_SHIFT) or np.any(a < 0) or np.any(a >= rc.MEAN_STEPS) or \
+            np.any(shape < 0) or np.any(shape >= rc.SHAPES) or np.any((shape > 0) & (k > 0)):
         raise BitstreamError("corrupt stream: subband table parameters out of range")
     starts = np.zeros(BINS, dtype=np.int64)
     starts[positions] = 1
     group_of_bin = np.cumsum(starts) - 1
-    return k[group_of_bin], a[group_of_bin]
+    return k[group_of_bin], a[group_of_bin], shape[group_of_bin]
 
 
 def encode_band(out: Symbols, band: np.ndarray, parent: np.ndarray | None, siblings: list[np.ndarray],
@@ -235,13 +244,14 @@ def encode_band(out: Symbols, band: np.ndarray, parent: np.ndarray | None, sibli
             band = predictor.residual(band, prediction)
     bins = band_bins(band, parent, siblings, edge_activity(prediction, band.shape))
     starts = group_bins(band, bins)
-    k, a = fit_groups(band, bins, starts)
-    out.add(_side_symbols(starts, k, a))
+    k, a, form = fit_groups(band, bins, starts)
+    out.add(_side_symbols(starts, k, a, form))
     group_of_bin = np.cumsum(starts) - 1
     order, bounds = wavefront(band.shape)
     b = bins.reshape(-1)[order]
     front = np.repeat(np.arange(bounds.size - 1), np.diff(bounds))
-    out.add(rc.grouped_value_symbols(band.reshape(-1)[order], k[group_of_bin][b], a[group_of_bin][b], front))
+    out.add(rc.grouped_value_symbols(band.reshape(-1)[order], k[group_of_bin][b], a[group_of_bin][b], front,
+                                     form[group_of_bin][b]))
 
 
 SCALE_ROUNDS = 1
@@ -280,7 +290,7 @@ def decode_band(dec: rans.Decoder, shape: tuple[int, int], parent: np.ndarray | 
     if h * w == 0:
         return np.zeros(shape, dtype=np.int64)
     predictor = bp.decode(dec, prediction) if prediction is not None else None
-    k, a = _decode_side(dec)
+    k, a, form = _decode_side(dec)
     outside = 2 * upsample_parent(parent, shape) + sibling_magnitudes(siblings, shape)
     edges = edge_activity(prediction, shape)
     outside = (outside if edges is None else outside + edges).reshape(-1)
@@ -302,7 +312,7 @@ def decode_band(dec: rans.Decoder, shape: tuple[int, int], parent: np.ndarray | 
         for offset, weight in offsets:
             act += weight * mag[here + offset]
         bins = context_bins(act)
-        r = rc.decode_values(dec, k[bins], a[bins])
+        r = rc.decode_values(dec, k[bins], a[bins], form[bins])
         mag[here] = np.abs(r)
         if predictor is not None:
             acc = known[lo:hi].copy()
