@@ -169,8 +169,8 @@ GOLDEN = {
     "normal_sf": ((-10.0, 10.0), "cd63ccb5a4051ca57295687227d00d46dc015ad42b15ac6e1da6659975c3db2f"),
     "sigmoid": ((-50.0, 50.0), "7aa30e26e8125af6b94d333c621515305d0b351936e566aca6e4bd584394c4da"),
 }
-BANK_DIGEST = "7e23a5f33885cf0e"
-BANK_FULL_DIGEST = "7e23a5f33885cf0e72f17ab0eeb0acae710dcd85e27de54ab783446a02c6d7c4"
+BANK_DIGEST = "f9ac3203c4c43435"
+BANK_FULL_DIGEST = "f9ac3203c4c43435fb511ec3ab376d293a719ba955d1c1aa12d5c6b51b2b23a2"
 
 
 def test_input_grid_is_as_pinned() -> None:

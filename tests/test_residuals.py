@@ -320,13 +320,28 @@ def test_decode_residual_rejects_out_of_range_low_bits(low: int, high: int) -> N
 
 
 def test_bank_layout() -> None:
-    assert BANK.num_tables == R._UNIFORM_BASE + R.UNIFORM_MAX_BITS
+    assert BANK.num_tables == R._UNIFORM_BASE + R.UNIFORM_MAX_BITS + (R.SHAPES - 1) * R.MEAN_STEPS
     assert BANK.precision == 16
     for bits in range(1, R.UNIFORM_MAX_BITS + 1):
         t = int(R.uniform_index(bits))
         assert BANK.sizes[t] == 1 << bits and BANK.offsets[t] == 0
     assert int(R.geometric_index(0, 0)) == 0
     assert int(R.geometric_index(30, R.MEAN_STEPS - 1)) == R._UNIFORM_BASE - 1
+    assert int(R.geometric_index(0, 0, 1)) == R._UNIFORM_BASE + R.UNIFORM_MAX_BITS
+    assert int(R.geometric_index(0, R.MEAN_STEPS - 1, R.SHAPES - 1)) == BANK.num_tables - 1
+
+
+def test_shaped_tables_are_zero_modified_laplace_laws() -> None:
+    """Each shaped table's quantized P(0) is its factor x the Laplace table's, at the Laplace
+    table's mean (for means of 1 and more; quieter ones cap P(0) and keep a short support)."""
+    for shape, factor in enumerate(R.SHAPE_FACTORS, start=1):
+        for a in (48, 52, 60):
+            lap, shaped = int(R.geometric_index(0, a)), int(R.geometric_index(0, a, shape))
+            p = [np.diff(BANK.cdf[t, :BANK.sizes[t] + 1].astype(np.int64)) / (1 << BANK.precision) for t in (lap, shaped)]
+            zero = [p[i][-BANK.offsets[t]] for i, t in enumerate((lap, shaped))]
+            assert zero[1] == pytest.approx(factor * zero[0], rel=0.01)
+            values = np.arange(BANK.sizes[shaped]) + BANK.offsets[shaped]
+            assert np.sum(p[1] * np.abs(values)) == pytest.approx(R._table_mean(a), rel=0.05)
 
 
 def test_grouped_value_symbols_is_value_symbols_group_by_group():

@@ -64,19 +64,21 @@ def _geometric_pmf(variant: int, mean: float) -> tuple[np.ndarray, int]:
     return pmf, -support
 
 
-def _zero_modified(mean: float, factor: float) -> tuple[float, float]:
-    """(P(0), ratio of the geometric law of |r| - 1 given r != 0) for mean |r| ``mean`` and
-    P(0) = ``factor`` x the discrete Laplace law's."""
+def _zero_modified(mean: np.ndarray | float, factor: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
+    """(P(0), ratio of the geometric law of |r| - 1 given r != 0) of the shaped table for mean |r|
+    ``mean`` whose P(0) is ``factor`` x the discrete Laplace law's. P(0) stays below
+    1 - min(mean, 1) / 2, so quiet tables keep a short support (nonzero values of mean <= 2)."""
+    mean = np.asarray(mean, dtype=np.float64)
     theta = (np.sqrt(1.0 + mean * mean) - 1.0) / mean
-    zero = min(factor * ((1.0 - theta) / (1.0 + theta)), 1.0 - _TAIL)
-    rest = max(mean / (1.0 - zero) - 1.0, 1.0 / 64.0)   # mean of |r| - 1 given r != 0
+    zero = np.minimum(factor * ((1.0 - theta) / (1.0 + theta)), 1.0 - 0.5 * np.minimum(mean, 1.0))
+    rest = np.maximum(mean / (1.0 - zero) - 1.0, 1.0 / 64.0)   # mean of |r| - 1 given r != 0
     return zero, rest / (1.0 + rest)
 
 
 def _shaped_pmf(mean: float, factor: float) -> tuple[np.ndarray, int]:
     """pmf over the support and its first value, for a zero-modified table: P(0) = zero,
     P(+-m) = (1 - zero) / 2 (1 - ratio) ratio**(m - 1)."""
-    zero, ratio = _zero_modified(mean, factor)
+    zero, ratio = (float(v) for v in _zero_modified(mean, factor))
     support = 1
     tail = ratio
     while tail > _TAIL and support < _MAX_SUPPORT:
@@ -146,10 +148,7 @@ def shaped_bits(zeros: np.ndarray, sums: np.ndarray, counts: np.ndarray) -> tupl
     means = _table_mean(np.arange(MEAN_STEPS))[None, None, :]
     theta = (np.sqrt(1.0 + means ** 2) - 1.0) / means
     laplace0 = (1.0 - theta) / (1.0 + theta)
-    factors = np.array(SHAPE_FACTORS)[None, :, None]
-    zero = np.minimum(factors * laplace0, 1.0 - _TAIL)
-    ratio = np.maximum(means / (1.0 - zero) - 1.0, 1.0 / 64.0)
-    ratio = ratio / (1.0 + ratio)
+    zero, ratio = _zero_modified(means, np.array(SHAPE_FACTORS)[None, :, None])
     plain = -(counts * np.log2(laplace0) + sums * np.log2(theta))
     shaped = -(zeros * np.log2(zero) + nonzero * (np.log2(0.5 * (1.0 - zero)) + np.log2(1.0 - ratio))
                + beyond * np.log2(ratio))
