@@ -6,7 +6,7 @@ what the decoder already has: its neighbours N, NW, NE, NN, W, WW, the parent ba
 coarser (same orientation, same place), and the sibling bands coded before it (HL, then LH,
 then HH of the same level, and the same band of the planes coded before this one). The
 activity, an integer, falls into one of `BINS` bins by fixed integer thresholds; each (band,
-bin) has its own two-sided geometric table (shift k and mean index a from
+bin) has its own two-sided geometric table (shift k, mean index a and shape from
 `ncodec.entropy.residuals`), fitted by the encoder and sent as side information (neighbouring
 bins share a table where a table of their own would not pay for itself). Everything that
 picks a table is integer arithmetic, so decoders on any machine pick the same tables. The

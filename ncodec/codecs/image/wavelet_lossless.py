@@ -4,6 +4,8 @@ Each plane (Y, Cb, Cr after JPEG 2000's reversible colour transform, or gray, pl
 alpha) is split into 5 octaves of subbands, coded by the context model of
 `subband_coder` (neighbour, parent and sibling magnitudes pick each coefficient's table;
 the same band of the planes coded before is a sibling too: chroma follows luma's edges).
+The coder also gets each level's low band, so a band may be coded as the residual of a
+linear prediction from it and from everything coded before (`band_prediction`).
 One container chunk per plane, each one rANS stream. 8- and 16-bit, gray / RGB / RGBA.
 """
 from __future__ import annotations
