@@ -31,7 +31,7 @@ from . import band_prediction as bp
 THRESHOLDS = np.array([1, 2, 3, 4, 6, 8, 11, 16, 23, 32, 45, 64, 91, 128, 181, 256, 362, 512, 724, 1024,
                        1448, 2048, 4096, 8192], dtype=np.int64)  # sqrt(2) steps
 BINS = THRESHOLDS.size + 1
-FORMAT = 5  # version of this coder's stream layout; codecs store it and refuse others
+FORMAT = 6  # version of this coder's stream layout; codecs store it and refuse others
 ORIENTATIONS = ("HL", "LH", "HH")  # coding order within a level
 
 
@@ -133,6 +133,10 @@ def estimated_bits(values: np.ndarray, bins: np.ndarray) -> float:
     return float(rc.fit_parameters(sums, counts)[2].sum()) + GROUP_SIDE_BITS * n
 
 
+SHAPE_SIDE_BITS = 3.0  # about what a group's shape costs in side information
+SHAPE_MIN_MEAN = 0.25  # quieter groups keep the Laplace law (their shaped tables save nothing real)
+
+
 def fit_groups(values: np.ndarray, bins: np.ndarray,
                starts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(k, a, shape) per group of bins, fitted to the values the group serves (shaped tables,
@@ -143,11 +147,13 @@ def fit_groups(values: np.ndarray, bins: np.ndarray,
     counts = np.bincount(groups, minlength=n).astype(np.float64)
     sums = np.bincount(groups, weights=np.abs(values).reshape(-1).astype(np.float64), minlength=n)
     zeros = np.bincount(groups, weights=(values.reshape(-1) == 0).astype(np.float64), minlength=n)
-    k, a, _ = rc.fit_parameters(sums, counts)
+    k, a, bits = rc.fit_parameters(sums, counts)
     shape = np.zeros(n, dtype=np.int64)
-    plain = k == 0
+    plain = (k == 0) & (sums >= SHAPE_MIN_MEAN * counts)
     if plain.any():
-        shape[plain], a[plain], _ = rc.shaped_bits(zeros[plain], sums[plain], counts[plain])
+        s, a_s, bits_s = rc.shaped_bits(zeros[plain], sums[plain], counts[plain])
+        if np.sum(bits[plain] - bits_s) > SHAPE_SIDE_BITS * n:   # shapes pay for their side information
+            shape[plain], a[plain] = s, a_s
     return k, a, shape
 
 
@@ -196,7 +202,9 @@ def _side_symbols(starts: np.ndarray, k: np.ndarray, a: np.ndarray, shape: np.nd
     positions = np.flatnonzero(starts)
     gaps = np.diff(positions) - 1
     n = positions.size
-    fields = [(np.array([n - 1]), _COUNT_A), (gaps, _GAP_A), (shape, _GAP_A)]
+    shaped = int(shape.any())   # a flag, then the groups' shapes only when some group has one
+    fields = [(np.array([n - 1]), _COUNT_A), (gaps, _GAP_A), (np.array([shaped]), _DK_A),
+              (shape if shaped else shape[:0], _GAP_A)]
     parts = [rc.value_symbols(v, np.zeros(v.size, np.int64), np.full(v.size, t)) for v, t in fields]
     for first, bits, rest, table in ((k, rc.SHIFT_BITS, np.diff(k), _DK_A), (a, rc.MEAN_BITS, np.diff(a), _DA_A)):
         parts.append(rc.raw_symbols(first[:1], bits))
@@ -217,7 +225,10 @@ def _decode_side(dec: rans.Decoder) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     positions = np.concatenate([[0], np.cumsum(gaps + 1)]).astype(np.int64)
     if np.any(gaps < 0) or positions[-1] >= BINS:
         raise BitstreamError("corrupt stream: context groups out of range")
-    shape = _decode_field(dec, n, _GAP_A)
+    shaped = int(_decode_field(dec, 1, _DK_A)[0])
+    if shaped not in (0, 1):
+        raise BitstreamError("corrupt stream: bad table-shape flag")
+    shape = _decode_field(dec, n, _GAP_A) if shaped else np.zeros(n, dtype=np.int64)
     k = np.concatenate([rc.decode_raw(dec, 1, rc.SHIFT_BITS), _decode_field(dec, n - 1, _DK_A)])
     a = np.concatenate([rc.decode_raw(dec, 1, rc.MEAN_BITS), _decode_field(dec, n - 1, _DA_A)])
     k, a = np.cumsum(k), np.cumsum(a)
