@@ -134,3 +134,26 @@ def test_shaped_tables_fit_flat_topped_residuals() -> None:
     assert abs(8 * len(shaped) - bits[0]) < 0.01 * bits[0]
     dec = rans.Decoder(shaped, rc.table_bank())
     assert np.array_equal(rc.decode_values(dec, np.zeros(n, np.int64), np.full(n, a[0]), np.full(n, shape[0])), values)
+
+
+def test_bad_shape_flag_is_refused() -> None:
+    starts = np.zeros(sc.BINS, np.int64)
+    starts[0] = 1
+    fields = [rc.value_symbols(np.array([0]), np.zeros(1, np.int64), np.array([sc._COUNT_A])),
+              rc.value_symbols(np.array([2]), np.zeros(1, np.int64), np.array([sc._DK_A]))]  # flag 2
+    forged = np.concatenate([f[0] for f in fields]), np.concatenate([f[1] for f in fields])
+    with pytest.raises(BitstreamError, match="shape flag"):
+        sc._decode_side(rans.Decoder(_stream(forged), rc.table_bank()))
+
+
+def test_quiet_groups_keep_the_laplace_law() -> None:
+    """Shapes go only to groups loud enough for them to pay (lossy low rates lost bits otherwise)."""
+    rng = np.random.default_rng(2)
+    quiet = np.rint(rng.normal(0, 0.3, 5000)).astype(np.int64)
+    loud = np.rint(rng.normal(0, 1.6, 5000)).astype(np.int64)
+    values = np.concatenate([quiet, loud])
+    bins = np.concatenate([np.zeros(5000, np.int64), np.full(5000, 12)])
+    starts = np.zeros(sc.BINS, np.int64)
+    starts[[0, 12]] = 1
+    k, a, form = sc.fit_groups(values, bins, starts)
+    assert form[0] == 0 and form[1] > 0 and np.all(k == 0)
