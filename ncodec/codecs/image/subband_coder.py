@@ -14,7 +14,8 @@ coarsest low band is coded as horizontal differences with partition-adaptive tab
 
 With prediction on (the lossless codec: it gives the coder each level's low band), a band may
 carry a linear predictor (`band_prediction`) and the coder codes the prediction residual; the
-context then reads the residual magnitudes of the band's own neighbours.
+context then reads the residual magnitudes of the band's own neighbours, plus the low band's
+differences across the band's orientation (`edge_activity`: edges below and to the right too).
 """
 from __future__ import annotations
 
@@ -123,14 +124,21 @@ def group_bins(values: np.ndarray, bins: np.ndarray) -> np.ndarray:
     return starts
 
 
-def estimated_bits(values: np.ndarray, bins: np.ndarray) -> float:
-    """Estimated bits of a band coded with these bins (tables and their side information)."""
-    starts = group_bins(values, bins)
+def _group_sums(values: np.ndarray, bins: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per group of bins: how many values it serves, their sum of magnitudes, how many are zero."""
     groups = (np.cumsum(starts) - 1)[bins.reshape(-1)]
     n = int(starts.sum())
-    counts = np.bincount(groups, minlength=n).astype(np.float64)
-    sums = np.bincount(groups, weights=np.abs(values).reshape(-1).astype(np.float64), minlength=n)
-    return float(rc.fit_parameters(sums, counts)[2].sum()) + GROUP_SIDE_BITS * n
+    flat = values.reshape(-1)
+    return (np.bincount(groups, minlength=n).astype(np.float64),
+            np.bincount(groups, weights=np.abs(flat).astype(np.float64), minlength=n),
+            np.bincount(groups, weights=(flat == 0).astype(np.float64), minlength=n))
+
+
+def estimated_bits(values: np.ndarray, bins: np.ndarray) -> float:
+    """Estimated bits of a band coded with these bins (Laplace tables and their side information)."""
+    starts = group_bins(values, bins)
+    counts, sums, _ = _group_sums(values, bins, starts)
+    return float(rc.fit_parameters(sums, counts)[2].sum()) + GROUP_SIDE_BITS * counts.size
 
 
 SHAPE_SIDE_BITS = 3.0  # about what a group's shape costs in side information
@@ -141,12 +149,8 @@ def fit_groups(values: np.ndarray, bins: np.ndarray,
                starts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(k, a, shape) per group of bins, fitted to the values the group serves (shaped tables,
     `residuals.shaped_bits`, for the groups that need no shift)."""
-    group_of_bin = np.cumsum(starts) - 1
-    groups = group_of_bin[bins.reshape(-1)]
-    n = int(starts.sum())
-    counts = np.bincount(groups, minlength=n).astype(np.float64)
-    sums = np.bincount(groups, weights=np.abs(values).reshape(-1).astype(np.float64), minlength=n)
-    zeros = np.bincount(groups, weights=(values.reshape(-1) == 0).astype(np.float64), minlength=n)
+    counts, sums, zeros = _group_sums(values, bins, starts)
+    n = counts.size
     k, a, bits = rc.fit_parameters(sums, counts)
     shape = np.zeros(n, dtype=np.int64)
     plain = (k == 0) & (sums >= SHAPE_MIN_MEAN * counts)
