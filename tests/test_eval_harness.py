@@ -115,3 +115,19 @@ def test_audio_eval_runs_opus_and_lossless(samples, tmp_path):
     assert result["codecs"]["audio-lossless"]["points"][0]["mel_distance"] == 0.0
     assert result["codecs"]["audio-lossless"]["points"][0]["kbps"] < result["codecs"]["flac"]["points"][0]["kbps"] * 1.05
     assert np.isfinite(result["codecs"]["opus"]["points"][0]["si_sdr"])
+
+
+def test_ncodec_codecs_cache_key_follows_the_source(tmp_path) -> None:
+    """Any change to ncodec's code gives its codecs a new cache key (not only a new stream layout)."""
+    from ncodec.eval.ncodec_codecs import NcodecEvalCodec, source_digest
+
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "a.py").write_text("x = 1\n")
+    (tmp_path / "pkg" / "b.c").write_text("int y;\n")
+    (tmp_path / "pkg" / "notes.txt").write_text("ignored\n")
+    before = source_digest(tmp_path / "pkg")
+    (tmp_path / "pkg" / "notes.txt").write_text("still ignored\n")
+    assert source_digest.__wrapped__(tmp_path / "pkg") == before
+    (tmp_path / "pkg" / "a.py").write_text("x = 2\n")
+    assert source_digest.__wrapped__(tmp_path / "pkg") != before
+    assert source_digest() in NcodecEvalCodec("wavelet-lossless").version()

@@ -1,11 +1,25 @@
 """ncodec's own registered codecs as harness codecs, under the names ``ncodec list`` gives them."""
 from __future__ import annotations
 
+import hashlib
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from .. import __version__, api
 from ..registry import codec_class
 from .codec import EvalCodec, Knob
+
+
+@lru_cache(maxsize=None)
+def source_digest(root: Path = Path(__file__).resolve().parent.parent) -> str:
+    """Digest of the package's Python and C sources under ``root``: part of ncodec codecs' cache
+    keys, so results are recomputed after any code change (an encoder-only tweak keeps the stream
+    layout, and an editable install keeps the version number)."""
+    h = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.suffix in (".py", ".c") and p.is_file()):
+        h.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()[:12]
 
 
 class NcodecEvalCodec(EvalCodec):
@@ -37,4 +51,4 @@ class NcodecEvalCodec(EvalCodec):
 
     def version(self) -> str:
         extra = getattr(self._cls, "eval_version", None)
-        return f"ncodec {__version__}" + (f" {extra()}" if callable(extra) else "")
+        return f"ncodec {__version__} src {source_digest()}" + (f" {extra()}" if callable(extra) else "")
