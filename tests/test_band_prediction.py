@@ -8,7 +8,7 @@ import torch
 from ncodec import wavelet
 from ncodec.codecs.image import band_prediction as bp
 from ncodec.codecs.image import subband_coder as sc
-from ncodec.codecs.image.wavelet_lossless import _synthesize, decode_plane, encode_plane, rct_forward
+from ncodec.codecs.image.wavelet_lossless import _synthesize, decode_plane, encode_plane, rct_forward, split_levels
 from ncodec.entropy import rans
 from ncodec.entropy import residuals as rc
 from ncodec.errors import BitstreamError
@@ -22,19 +22,8 @@ def planes(samples) -> list[np.ndarray]:
     return rct_forward(px)
 
 
-def _levels(plane: np.ndarray, levels: int) -> tuple[np.ndarray, sc.Details, list[np.ndarray]]:
-    low = torch.from_numpy(plane)
-    details, approximations = [], []
-    for _ in range(levels):
-        bands = wavelet.forward_2d(low, 1)
-        low = bands.low
-        details.append({k: v.numpy() for k, v in bands.details[0].items()})
-        approximations.append(low.numpy())
-    return low.numpy(), details, approximations
-
-
 def test_one_level_at_a_time_is_the_multilevel_transform(planes) -> None:
-    low, details, _ = _levels(planes[0], 4)
+    low, details, _ = split_levels(planes[0], 4)
     whole = wavelet.forward_2d(torch.from_numpy(planes[0]), 4)
     assert np.array_equal(whole.low.numpy(), low)
     for mine, theirs in zip(details, whole.details):
@@ -48,7 +37,7 @@ def test_prediction_round_trips_and_saves_bits(planes) -> None:
         data, details = encode_plane(plane, 4, coded)
         back, back_details = decode_plane(data, *plane.shape, 4, coded)
         assert np.array_equal(back, plane)
-        low, _, approximations = _levels(plane, 4)
+        low, _, approximations = split_levels(plane, 4)
         plain = sc.encode_subbands(low, details, coded)                     # no low bands: no prediction
         assert sc.encode_subbands(low, details, coded, approximations) == data
         sizes += (len(data), len(plain))
@@ -58,7 +47,7 @@ def test_prediction_round_trips_and_saves_bits(planes) -> None:
 
 def test_predictors_are_chosen_and_decoded_identically(planes) -> None:
     """The decoder rebuilds each band's predictor and its front-by-front predictions exactly."""
-    low, details, approximations = _levels(planes[0], 3)
+    low, details, approximations = split_levels(planes[0], 3)
     chosen = []
     original = bp.symbols
 
@@ -80,7 +69,7 @@ def test_predictors_are_chosen_and_decoded_identically(planes) -> None:
 
 def test_prediction_is_integer_arithmetic(planes) -> None:
     """Predictions are integer dot products: the same in any order of summation."""
-    _, details, approximations = _levels(planes[0], 2)
+    _, details, approximations = split_levels(planes[0], 2)
     band = details[1]["HL"]
     context = bp.Context("HL", details[1 + 1]["HL"] if len(details) > 2 else None, [], [], approximations[1])
     predictor = bp.fit(band, context)
@@ -105,9 +94,9 @@ def test_hostile_predictor_weights_are_refused() -> None:
     big = bp.Predictor(np.full(len(bp.CAUSAL), bp.WEIGHT_LIMIT + 1), np.zeros(0, np.int64),
                        np.zeros(len(bp.WINDOW), np.int64))
     with pytest.raises(BitstreamError, match="weight"):
-        bp.decode(rans.Decoder(_stream(bp.symbols(big)), rc.table_bank()), context)
+        bp.decode(rans.Decoder(_stream(bp.symbols(big)), rc.table_bank()), context, (4, 4))
     fine = bp.Predictor(np.arange(len(bp.CAUSAL)) - 4, np.zeros(0, np.int64), np.arange(len(bp.WINDOW)) * 37)
-    back = bp.decode(rans.Decoder(_stream(bp.symbols(fine)), rc.table_bank()), context)
+    back = bp.decode(rans.Decoder(_stream(bp.symbols(fine)), rc.table_bank()), context, (4, 4))
     assert back is not None and np.array_equal(back.causal, fine.causal) and np.array_equal(back.window, fine.window)
 
 

@@ -41,10 +41,17 @@ def _table_mean(a: np.ndarray | int) -> np.ndarray:
     return np.ldexp(1.0, MIN_MEAN_LOG2) * np.power(2.0, np.asarray(a) / 4.0)
 
 
+def _laplace_theta(mean: np.ndarray | float) -> np.ndarray:
+    """theta of the discrete Laplace law P(r) ~ theta**|r| whose mean |r| is ``mean``
+    (correctly rounded operations only: the bank is built from it)."""
+    mean = np.asarray(mean, dtype=np.float64)
+    return (np.sqrt(1.0 + mean * mean) - 1.0) / mean
+
+
 def _geometric_pmf(variant: int, mean: float) -> tuple[np.ndarray, int]:
     """pmf over the support and its first value, for one table of the bank."""
     if variant == 0:  # r itself: P(r) ~ theta**|r|, mean |r| = 2 theta / (1 - theta**2)
-        theta = (np.sqrt(1.0 + mean * mean) - 1.0) / mean
+        theta = float(_laplace_theta(mean))
         alpha = theta
     else:             # q = floor(r / w): P(q >= 0) ~ alpha**q, P(q < 0) ~ theta * alpha**(-q-1)
         alpha = mean / (1.0 + mean)
@@ -69,7 +76,7 @@ def _zero_modified(mean: np.ndarray | float, factor: np.ndarray | float) -> tupl
     ``mean`` whose P(0) is ``factor`` x the discrete Laplace law's. P(0) stays below
     1 - min(mean, 1) / 2, so quiet tables keep a short support (nonzero values of mean <= 2)."""
     mean = np.asarray(mean, dtype=np.float64)
-    theta = (np.sqrt(1.0 + mean * mean) - 1.0) / mean
+    theta = _laplace_theta(mean)
     zero = np.minimum(factor * ((1.0 - theta) / (1.0 + theta)), 1.0 - 0.5 * np.minimum(mean, 1.0))
     rest = np.maximum(mean / (1.0 - zero) - 1.0, 1.0 / 64.0)   # mean of |r| - 1 given r != 0
     return zero, rest / (1.0 + rest)
@@ -146,7 +153,7 @@ def shaped_bits(zeros: np.ndarray, sums: np.ndarray, counts: np.ndarray) -> tupl
     nonzero = counts - zeros
     beyond = np.maximum(sums - nonzero, 0.0)              # sum of |r| - 1 over the nonzero values
     means = _table_mean(np.arange(MEAN_STEPS))[None, None, :]
-    theta = (np.sqrt(1.0 + means ** 2) - 1.0) / means
+    theta = _laplace_theta(means)
     laplace0 = (1.0 - theta) / (1.0 + theta)
     zero, ratio = _zero_modified(means, np.array(SHAPE_FACTORS)[None, :, None])
     plain = -(counts * np.log2(laplace0) + sums * np.log2(theta))
@@ -231,8 +238,7 @@ _TARGET_MEAN = 32.0     # largest quotient mean the shift leaves (the bank reach
 def discrete_laplace_bits(magnitude: np.ndarray | float, mean: np.ndarray | float) -> np.ndarray:
     """Bits of values of magnitude ``magnitude`` under the discrete Laplace law P(r) ~ theta**|r|
     whose mean |r| is ``mean`` (the k = 0 tables of the bank); an estimate for encoder decisions."""
-    mean = np.asarray(mean, dtype=np.float64)
-    theta = (np.sqrt(1.0 + mean ** 2) - 1.0) / mean
+    theta = _laplace_theta(mean)
     return -np.log2((1.0 - theta) / (1.0 + theta)) - np.asarray(magnitude, dtype=np.float64) * np.log2(theta)
 
 

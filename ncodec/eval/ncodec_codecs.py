@@ -11,8 +11,11 @@ from ..registry import codec_class
 from .codec import EvalCodec, Knob
 
 
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+
+
 @lru_cache(maxsize=None)
-def source_digest(root: Path = Path(__file__).resolve().parent.parent) -> str:
+def source_digest(root: Path = PACKAGE_ROOT) -> str:
     """Digest of the package's Python and C sources under ``root``: part of ncodec codecs' cache
     keys, so results are recomputed after any code change (an encoder-only tweak keeps the stream
     layout, and an editable install keeps the version number)."""

@@ -12,7 +12,7 @@ machine. The encoder keeps a band's predictor only when its estimated saving bea
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -64,9 +64,18 @@ class Context:
     siblings: Sequence[np.ndarray]
     references: Sequence[np.ndarray]
     approximation: np.ndarray | None
+    _features: dict[tuple[int, int], tuple[list[np.ndarray], list[np.ndarray]]] = field(
+        default_factory=dict, repr=False, compare=False)
 
     def outer_features(self, shape: tuple[int, int]) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        """(band-domain features, low-band window features), each a band-shaped int64 array."""
+        """(band-domain features, low-band window features), each a band-shaped int64 array
+        (made once per shape: the encoder's fits and residuals all read them)."""
+        key = (int(shape[0]), int(shape[1]))
+        if key not in self._features:
+            self._features[key] = self._make_features(key)
+        return self._features[key]
+
+    def _make_features(self, shape: tuple[int, int]) -> tuple[list[np.ndarray], list[np.ndarray]]:
         coarse = []
         for s in self.siblings:
             if s.size:
@@ -119,15 +128,6 @@ class Predictor:
 def finish(acc: np.ndarray) -> np.ndarray:
     """Round a prediction's sum to an integer prediction."""
     return (acc + (1 << (PRECISION - 1))) >> PRECISION
-
-
-def feature_counts(context: Context) -> tuple[int, int]:
-    """How many band-domain and low-band window features `Context.outer_features` makes."""
-    coarse = (len(SIBLING_AT) * sum(s.size > 0 for s in context.siblings)
-              + len(REFERENCE_AT) * sum(r.size > 0 for r in context.references)
-              + int(context.parent is not None and context.parent.size > 0))
-    window = len(WINDOW) if context.approximation is not None and context.approximation.size else 0
-    return coarse, window
 
 
 def _weighted_least_squares(x: np.ndarray, y: np.ndarray, s: np.ndarray) -> np.ndarray:
@@ -193,9 +193,11 @@ def symbols(predictor: Predictor | None) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
-def decode(dec: rans.Decoder, context: Context) -> Predictor | None:
-    """Inverse of `symbols`; the weight counts follow from the context, as in the encoder."""
+def decode(dec: rans.Decoder, context: Context, shape: tuple[int, int]) -> Predictor | None:
+    """Inverse of `symbols` for a band of ``shape``; the weight counts follow from the context's
+    features, as in the encoder."""
     if not rc.decode_raw(dec, 1, 1)[0]:
         return None
-    n_coarse, n_window = feature_counts(context)
-    return Predictor(_decode_weights(dec, len(CAUSAL)), _decode_weights(dec, n_coarse), _decode_weights(dec, n_window))
+    coarse, window = context.outer_features(shape)
+    return Predictor(_decode_weights(dec, len(CAUSAL)), _decode_weights(dec, len(coarse)),
+                     _decode_weights(dec, len(window)))

@@ -252,12 +252,11 @@ def encode_band(out: Symbols, band: np.ndarray, parent: np.ndarray | None, sibli
     residuals) front by front (`wavefront`)."""
     if band.size == 0:
         return
+    edges = edge_activity(prediction, band.shape)
+    bins = band_bins(band, parent, siblings, edges)
     if prediction is not None:
-        predictor = _choose_predictor(band, parent, siblings, prediction)
+        predictor, band, bins = _choose_predictor(band, bins, parent, siblings, prediction, edges)
         out.add(bp.symbols(predictor))
-        if predictor is not None:
-            band = predictor.residual(band, prediction)
-    bins = band_bins(band, parent, siblings, edge_activity(prediction, band.shape))
     starts = group_bins(band, bins)
     k, a, form = fit_groups(band, bins, starts)
     out.add(_side_symbols(starts, k, a, form))
@@ -280,21 +279,23 @@ def _context_scale(values: np.ndarray, bins: np.ndarray) -> np.ndarray:
     return (sums / np.maximum(counts, 1) + 0.5)[b].reshape(values.shape)
 
 
-def _choose_predictor(band: np.ndarray, parent: np.ndarray | None, siblings: list[np.ndarray],
-                      prediction: bp.Context) -> bp.Predictor | None:
-    """The band's fitted predictor when its estimated saving exceeds its side information."""
-    predictor = None
-    scale = None
-    edges = edge_activity(prediction, band.shape)
-    for _ in range(1 + SCALE_ROUNDS):
+def _choose_predictor(band: np.ndarray, bins: np.ndarray, parent: np.ndarray | None, siblings: list[np.ndarray],
+                      prediction: bp.Context,
+                      edges: np.ndarray | None) -> tuple[bp.Predictor | None, np.ndarray, np.ndarray]:
+    """The band's fitted predictor when its estimated saving exceeds its side information (else
+    None), with what is then coded (the residual, or the band) and its context bins (``bins``:
+    the band's own). Each round after the first weighs the fit by the last residual's context scale."""
+    predictor, residual, residual_bins = None, band, bins
+    for round_ in range(1 + SCALE_ROUNDS):
+        scale = None if round_ == 0 else _context_scale(residual, residual_bins)
         predictor = bp.fit(band, prediction, scale)
         if predictor is None:
-            return None
+            return None, band, bins
         residual = predictor.residual(band, prediction)
-        scale = _context_scale(residual, band_bins(residual, parent, siblings, edges))
-    plain = estimated_bits(band, band_bins(band, parent, siblings, edges))
-    predicted = estimated_bits(residual, band_bins(residual, parent, siblings, edges)) + bp.side_bits(predictor)
-    return predictor if predicted < plain else None
+        residual_bins = band_bins(residual, parent, siblings, edges)
+    if estimated_bits(residual, residual_bins) + bp.side_bits(predictor) < estimated_bits(band, bins):
+        return predictor, residual, residual_bins
+    return None, band, bins
 
 
 def decode_band(dec: rans.Decoder, shape: tuple[int, int], parent: np.ndarray | None,
@@ -304,7 +305,7 @@ def decode_band(dec: rans.Decoder, shape: tuple[int, int], parent: np.ndarray | 
     h, w = shape
     if h * w == 0:
         return np.zeros(shape, dtype=np.int64)
-    predictor = bp.decode(dec, prediction) if prediction is not None else None
+    predictor = bp.decode(dec, prediction, shape) if prediction is not None else None
     k, a, form = _decode_side(dec)
     outside = 2 * upsample_parent(parent, shape) + sibling_magnitudes(siblings, shape)
     edges = edge_activity(prediction, shape)

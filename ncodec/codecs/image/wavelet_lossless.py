@@ -50,12 +50,12 @@ def rct_inverse(y: np.ndarray, cb: np.ndarray, cr: np.ndarray) -> np.ndarray:
     return np.stack([cr + g, g, cb + g], axis=-1)
 
 
-def encode_plane(plane: np.ndarray, levels: int, references: Sequence[Details] = ()) -> tuple[bytes, Details]:
-    """One plane as a rANS stream of its context-coded, predicted 5/3 subbands (``references``: the
-    subbands of the planes coded before it, context for its own), and its subbands."""
+def split_levels(plane: np.ndarray, levels: int) -> tuple[np.ndarray, Details, list[np.ndarray]]:
+    """The plane's 5/3 decomposition one level at a time: the low band, the detail bands (finest
+    first) and each level's low band (what its details refine; the band predictors read it)."""
     low = torch.from_numpy(np.ascontiguousarray(plane, dtype=np.int64))
     details: Details = []
-    approximations: list[np.ndarray] = []   # each level's low band: the bands' predictors read it
+    approximations: list[np.ndarray] = []
     for _ in range(levels):
         bands = wavelet.forward_2d(low, 1)
         if not bands.details:
@@ -63,7 +63,14 @@ def encode_plane(plane: np.ndarray, levels: int, references: Sequence[Details] =
         low = bands.low
         details.append({k: v.numpy() for k, v in bands.details[0].items()})
         approximations.append(low.numpy())
-    return encode_subbands(low.numpy(), details, references, approximations), details
+    return low.numpy(), details, approximations
+
+
+def encode_plane(plane: np.ndarray, levels: int, references: Sequence[Details] = ()) -> tuple[bytes, Details]:
+    """One plane as a rANS stream of its context-coded, predicted 5/3 subbands (``references``: the
+    subbands of the planes coded before it, context for its own), and its subbands."""
+    low, details, approximations = split_levels(plane, levels)
+    return encode_subbands(low, details, references, approximations), details
 
 
 def _synthesize(low: np.ndarray, details: dict[str, np.ndarray]) -> np.ndarray:
