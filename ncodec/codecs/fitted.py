@@ -142,6 +142,11 @@ class FittedCodec(Codec):
 
     pretrained = False
 
+    def _use(self, settings: FitSettings) -> None:
+        """Keep the resolved fit options: quality, lambda, preset, fit schedule, device."""
+        self.quality, self.lmbda, self.preset = settings.quality, settings.lmbda, settings.preset
+        self.fit_config, self.device = settings.fit, settings.device
+
     @classmethod
     def from_header(cls, header: bitstream.Header, **options: Any) -> FittedCodec:
         return cls(device="cpu", preset="fast")  # decoding needs no training settings

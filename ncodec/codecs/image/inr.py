@@ -71,9 +71,7 @@ class InrImageCodec(fitted.FittedCodec):
 
     def __init__(self, quality: float | None = None, lmbda: float | None = None, preset: str | None = None,
                  device: str = "auto", iterations: int | None = None, seed: int = 0, **architecture: Any):
-        settings = fitted.fit_settings(self.name, quality, lmbda, preset, PRESET_ENV, device, iterations, seed)
-        self.lmbda, self.preset, self.fit_config, self.device = (settings.lmbda, settings.preset, settings.fit,
-                                                                 settings.device)
+        self._use(fitted.fit_settings(self.name, quality, lmbda, preset, PRESET_ENV, device, iterations, seed))
         try:
             self.architecture = ImageInrConfig(**architecture)
         except (TypeError, ValueError) as exc:

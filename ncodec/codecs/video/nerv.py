@@ -117,9 +117,7 @@ class NervVideoCodec(fitted.FittedCodec):
     def __init__(self, quality: float | None = None, lmbda: float | None = None, preset: str | None = None,
                  device: str = "auto", iterations: int | None = None, seed: int = 0, **architecture: Any):
         iterations = iterations if iterations is not None else _env_iterations()
-        settings = fitted.fit_settings(self.name, quality, lmbda, preset, PRESET_ENV, device, iterations, seed)
-        self.quality, self.lmbda, self.preset = settings.quality, settings.lmbda, settings.preset
-        self.fit_config, self.device = settings.fit, settings.device
+        self._use(fitted.fit_settings(self.name, quality, lmbda, preset, PRESET_ENV, device, iterations, seed))
         try:
             sized_config(self.quality, 1, 16, 16, **architecture)   # checks the architecture options now
         except (TypeError, ValueError) as exc:
