@@ -16,7 +16,7 @@ from ncodec.codecs.image.inr import InrImageCodec
 from ncodec.errors import BitstreamError, MediaError
 from ncodec.inr import tables as tb
 from ncodec.inr import weights as wq
-from ncodec.inr.arm import Arm, ArmCoder, coding_params
+from ncodec.inr.arm import PAD_LEFT, PAD_TOP, Arm, ArmCoder, _Layout, coding_params
 from ncodec.inr.fit import FitConfig, fit, preset
 from ncodec.inr.image import ImageInrConfig, LatentImageModel, complexity
 from ncodec.inr.latents import Upsampler, bilinear_equivalence_error, level_shapes
@@ -137,6 +137,25 @@ def test_arm_probabilities_identical_across_threads_and_dtypes():
     assert len(np.unique(tab1)) > 10   # the tables really vary
     decoded = ArmCoder(arm64).decode(stream, shapes)    # float64 decoder, 2 threads
     assert all(np.array_equal(a, b) for a, b in zip(grids, decoded))
+
+
+@pytest.mark.parametrize("context", [8, 12, 16])
+def test_arm_training_context_is_what_the_coder_gathers(context: int):
+    """The neighbours the ARM trains on are, latent for latent, the ones the exact coder conditions on."""
+    shapes = level_shapes(13, 21, 3)
+    rng = np.random.default_rng(7)
+    grids = [rng.integers(1, 9, s) * rng.choice([-1, 1], s) for s in shapes]   # no zeros: padding shows
+    arm = Arm(context, 8, 1)
+    trained = torch.cat([arm.context(torch.from_numpy(g).float()[None, None]) for g in grids]).numpy()
+    layout = _Layout(shapes, arm.offsets)
+    gathered = layout.gather(layout.fill(grids), slice(0, layout.pos.size)).T     # [n, C], decoding order
+    starts = np.cumsum([0] + [h * w for h, w in shapes])
+    order = []
+    for lv, p in zip(layout.lvl, layout.pos):
+        row, col = divmod(int(p) - layout.level_start[lv], layout.level_stride[lv])
+        order.append(starts[lv] + (row - PAD_TOP) * shapes[lv][1] + col - PAD_LEFT)
+    assert np.array_equal(trained[np.array(order)], gathered.astype(np.float32))
+    assert 0 < np.count_nonzero(trained == 0) < trained.size // 4   # zeros are exactly the outside neighbours
 
 
 def test_arm_training_rate_matches_coded_size():

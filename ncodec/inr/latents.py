@@ -101,13 +101,19 @@ class Synthesis(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         n, _, h, w = x.shape
-        rows = x.permute(0, 2, 3, 1).reshape(n * h * w, -1)   # 1x1 convs as matrix products (faster on CPU)
-        for layer in self.body:
-            rows = F.linear(rows, layer.weight.flatten(1), layer.bias) if isinstance(layer, nn.Conv2d) else layer(rows)
-        x = rows.reshape(n, h, w, -1).permute(0, 3, 1, 2)
+        outs = []
+        for image in x:   # [C, H, W] is already [C, H*W]: the 1x1 convs as W @ X, no transposed copies
+            cols = image.reshape(image.shape[0], h * w)
+            for layer in self.body:
+                cols = torch.addmm(layer.bias[:, None], layer.weight.flatten(1), cols) \
+                    if isinstance(layer, nn.Conv2d) else layer(cols)
+            outs.append(cols.reshape(-1, h, w))
+        x = torch.stack(outs)
+        if self.refine:   # 3-channel 3x3 convolutions run ~2.5x faster channels-last on CPU
+            x = x.contiguous(memory_format=torch.channels_last)
         for i, conv in enumerate(self.refine):
             x = x + conv(F.relu(x) if i else x)
-        return x
+        return x.contiguous()
 
     def macs_per_pixel(self) -> float:
         """Multiply-accumulates per output pixel (weights per pixel of every convolution)."""
