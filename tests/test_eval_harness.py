@@ -131,3 +131,34 @@ def test_ncodec_codecs_cache_key_follows_the_source(tmp_path) -> None:
     (tmp_path / "pkg" / "a.py").write_text("x = 2\n")
     assert source_digest.__wrapped__(tmp_path / "pkg") != before
     assert source_digest() in NcodecEvalCodec("wavelet-lossless").version()
+
+
+class SecondPointLooksAtTheCache(EvalCodec):
+    """JPEG at two fixed qualities; while encoding the second it records what the cache holds on disk."""
+
+    name = "cache-watcher"
+    media = "image"
+    fixed_points = (30.0, 60.0)
+    cache: Path | None = None
+    seen: list[set[str]] = []
+
+    def __init__(self):
+        self.inner = PEERS["jpeg"]()
+
+    def encode(self, media, quality):
+        if quality == 60.0 and self.cache is not None:
+            files = list((self.cache / self.name).glob("*.json"))
+            SecondPointLooksAtTheCache.seen.append(set(json.loads(files[-1].read_text())) if files else set())
+        return self.inner.encode(media, quality)
+
+    def decode(self, data, reference):
+        return self.inner.decode(data, reference)
+
+
+def test_cache_keeps_each_point_as_soon_as_it_is_done(image_dir, tmp_path, monkeypatch):
+    """A killed run of slow codecs (fits) loses at most the point it was computing."""
+    monkeypatch.setitem(PEERS, "cache-watcher", SecondPointLooksAtTheCache)
+    monkeypatch.setattr(SecondPointLooksAtTheCache, "cache", tmp_path / "cache")
+    monkeypatch.setattr(SecondPointLooksAtTheCache, "seen", [])
+    harness.run_eval("image", ["cache-watcher"], image_dir, cache_dir=tmp_path / "cache", max_files=1, progress=False)
+    assert SecondPointLooksAtTheCache.seen == [{"30.0"}]

@@ -252,6 +252,7 @@ def run_eval(media_kind: str, codec_names: list[str], data: Path, targets: Itera
                     result = dict(run.evaluate(find(run)))
                     result["file"] = path.name
                     per_point[codec.name][i].append(result)
+                    run.flush()   # point by point: an interrupted run of slow codecs (fits) keeps its work
             finally:
                 run.flush()
             bar.update()
