@@ -17,7 +17,7 @@ from ncodec.errors import BitstreamError, MediaError
 from ncodec.inr import tables as tb
 from ncodec.inr import weights as wq
 from ncodec.inr.arm import PAD_LEFT, PAD_TOP, Arm, ArmCoder, _Layout, coding_params
-from ncodec.inr.fit import FitConfig, fit, preset
+from ncodec.inr.fit import FitConfig, _optimizer, _step, fit, preset
 from ncodec.inr.image import ImageInrConfig, LatentImageModel, complexity
 from ncodec.inr.latents import Upsampler, bilinear_equivalence_error, level_shapes
 from ncodec.inr.layers import FourierMLP, Siren, coordinate_grid
@@ -191,6 +191,23 @@ def test_fit_psnr_rises(crop: np.ndarray):
     psnrs = [p["psnr"] for p in result.history]
     assert len(psnrs) == 4 and psnrs[-1] > psnrs[0] + 2.0 and result.best["psnr"] > 20.0
     assert result.best["loss"] == min(p["loss"] for p in result.history)
+
+
+def test_first_step_moves_every_latent_by_its_learning_rate():
+    """Per-pixel losses give fine latents tiny gradients (~1e-9 here): Adam must not damp them with its eps."""
+    torch.manual_seed(0)
+    model = LatentImageModel(ImageInrConfig(**SMALL), 384, 512)
+    with torch.no_grad():
+        model.synthesis.body[0].weight.normal_(0.0, 0.1)   # some of every latent reaches the pixels
+    target = torch.rand(1, 3, 384, 512)
+    before = model.latents.grids[0].detach().clone()
+    optimizer = _optimizer(model, 1e-2)
+    _step(model, optimizer, target, 1e-3, "noise", 0.0, None)
+    grad = model.latents.grids[0].grad.abs()
+    moved = (model.latents.grids[0].detach() - before).abs()
+    assert float(grad.median()) < 1e-7                      # the regime of full-size images
+    lr = 1e-2 * model.latent_lr_scale                        # Adam's first step is lr * sign(gradient)
+    assert float(moved[grad > 0].median()) > 0.99 * lr
 
 
 def test_fit_warm_up_candidates(crop: np.ndarray):

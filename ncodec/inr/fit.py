@@ -75,6 +75,8 @@ class FitConfig:
             raise ValueError(f"schedule must be 'cosine' or 'step', got {self.schedule!r}")
 
 
+ADAM_EPS = 1e-15   # far below any gradient a per-pixel loss gives (see `_optimizer`)
+
 PRESETS: dict[str, FitConfig] = {
     "fast": FitConfig(iterations=1000),
     "medium": FitConfig(iterations=4000, candidates=3, warmup=150),
@@ -149,7 +151,9 @@ def _optimizer(model: RDModel, lr: float) -> torch.optim.Optimizer:
     groups = groups_fn(lr) if callable(groups_fn) else [{"params": list(model.parameters()), "lr": lr}]
     for group in groups:
         group["base_lr"] = group.get("lr", lr)
-    return torch.optim.Adam(groups, lr=lr)
+    # The loss is per pixel, so a fine latent's gradient is ~1e-9 on a 768x512 image: Adam's default
+    # eps (1e-8) would throttle its steps ~5x (measured: +2.1 dB at the same rate after 1000 steps).
+    return torch.optim.Adam(groups, lr=lr, eps=ADAM_EPS)
 
 
 def _step(model: RDModel, optimizer: torch.optim.Optimizer, target: Tensor, lmbda: float, mode: QuantMode,
