@@ -16,7 +16,7 @@ from ncodec.codecs.image.inr import InrImageCodec
 from ncodec.errors import BitstreamError, MediaError
 from ncodec.inr import tables as tb
 from ncodec.inr import weights as wq
-from ncodec.inr.arm import PAD_LEFT, PAD_TOP, Arm, ArmCoder, _Layout, coding_params
+from ncodec.inr.arm import Arm, ArmCoder, _Layout, coding_params
 from ncodec.inr.fit import FitConfig, _optimizer, _step, fit, preset
 from ncodec.inr.image import ImageInrConfig, LatentImageModel, complexity
 from ncodec.inr.latents import Upsampler, bilinear_equivalence_error, level_shapes
@@ -150,11 +150,9 @@ def test_arm_training_context_is_what_the_coder_gathers(context: int):
     layout = _Layout(shapes, arm.offsets)
     gathered = layout.gather(layout.fill(grids), slice(0, layout.pos.size)).T     # [n, C], decoding order
     starts = np.cumsum([0] + [h * w for h, w in shapes])
-    order = []
-    for lv, p in zip(layout.lvl, layout.pos):
-        row, col = divmod(int(p) - layout.level_start[lv], layout.level_stride[lv])
-        order.append(starts[lv] + (row - PAD_TOP) * shapes[lv][1] + col - PAD_LEFT)
-    assert np.array_equal(trained[np.array(order)], gathered.astype(np.float32))
+    raster = [start + np.arange(h * w).reshape(h, w) for start, (h, w) in zip(starts, shapes)]
+    order = layout.fill(raster)[layout.pos]                       # each latent's row in `trained`
+    assert np.array_equal(trained[order], gathered.astype(np.float32))
     assert 0 < np.count_nonzero(trained == 0) < trained.size // 4   # zeros are exactly the outside neighbours
 
 
@@ -194,7 +192,7 @@ def test_fit_psnr_rises(crop: np.ndarray):
 
 
 def test_first_step_moves_every_latent_by_its_learning_rate():
-    """Per-pixel losses give fine latents tiny gradients (~1e-9 here): Adam must not damp them with its eps."""
+    """Per-pixel losses give fine latents tiny gradients (median below 1e-7 here): Adam must not damp them with its eps."""
     torch.manual_seed(0)
     model = LatentImageModel(ImageInrConfig(**SMALL), 384, 512)
     with torch.no_grad():
