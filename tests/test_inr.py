@@ -3,6 +3,9 @@ weight coding, container round trips and hostile streams. CPU only, tiny images,
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -268,3 +271,25 @@ def test_describe_tolerates_corrupt_header(encoded):
     data = repack(encoded.data, {"architecture": {"levels": 1000}})
     assert "decoder" not in ncodec.info(data)
     assert json.dumps(ncodec.info(encoded.data), default=str)
+
+
+def test_read_only_pixels_encode_without_warnings():
+    """PIL hands out read-only arrays; coding one must not trip torch's non-writable-array warning.
+
+    In a child process: torch warns only once per process, so an earlier test could hide it here.
+    """
+    code = f"""
+import numpy as np
+from PIL import Image as P
+from ncodec.codecs.image.inr import InrImageCodec
+from ncodec.media import Image
+px = np.asarray(P.open({str(SAMPLE)!r}).convert("RGB").crop((128, 96, 144, 112)))
+assert not px.flags.writeable
+codec = InrImageCodec(quality=5, preset="fast", iterations=2, device="cpu", levels=2, syn_hidden=4,
+                      arm_hidden=4, arm_context=8)
+codec.encode_image(Image(px))
+"""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-W", "error::UserWarning", "-c", code], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]

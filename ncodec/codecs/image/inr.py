@@ -91,7 +91,7 @@ class InrImageCodec(fitted.FittedCodec):
         t0 = time.monotonic()
         h, w, c = image.height, image.width, image.channels
         cfg = ImageInrConfig(**{**self.architecture.to_dict(), "channels": c})
-        x = torch.from_numpy(np.ascontiguousarray(image.pixels)).permute(2, 0, 1)[None].to(torch.float32) / 255
+        x = torch.tensor(image.pixels, dtype=torch.float32).permute(2, 0, 1)[None] / 255  # a copy: pixels may be read-only
         with torch.random.fork_rng():
             torch.manual_seed(self.fit_config.seed or 0)
             model = LatentImageModel(cfg, h, w)   # the same initialisation on every run

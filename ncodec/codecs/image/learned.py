@@ -133,9 +133,9 @@ class LearnedImageCodec(Codec):
             raise MediaError("learned codes 8-bit gray or RGB images (for alpha or 16-bit use wavelet-lossless)")
         if image.num_pixels > MAX_PIXELS:
             raise MediaError(f"image of {image.num_pixels} pixels is larger than learned codes ({MAX_PIXELS})")
-        px = torch.from_numpy(np.ascontiguousarray(image.pixels)).permute(2, 0, 1)[None]
+        px = torch.tensor(image.pixels, dtype=torch.float32).permute(2, 0, 1)[None]  # a copy: pixels may be read-only
         x = px.expand(1, 3, -1, -1) if image.channels == 1 else px
-        x = x.to(self.device, torch.float32).div_(255)
+        x = x.to(self.device).div(255)
         enc = self.net.compress(x)
         strings = [s[0] for s in enc["strings"]]
         chunks = [(Y_CHUNK, strings[0])] + ([(Z_CHUNK, strings[1])] if len(strings) > 1 else [])
