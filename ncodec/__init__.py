@@ -3,11 +3,12 @@
 ``ncodec.encode(x, codec=None)`` -> bytes, ``ncodec.decode(data)`` -> the same kind of
 object, ``ncodec.info(data)`` -> header facts; codecs are listed by ``ncodec list``.
 """
+from . import kernels as _kernels  # noqa: F401  (registers the GPU rANS coder with ncodec.entropy.rans)
 from .api import decode, encode, info
 from .errors import (BitstreamError, ChecksumError, EntropyCodingError, Error, MediaError, ModelFileError,
                      ModelMismatchError, TruncatedError, UnknownCodecError, UnsupportedVersionError)
-from .media import Audio, Image
-from .registry import list_codecs
+from .media.types import Audio, Image
+from .codecs.registry import list_codecs
 
 __version__ = "0.1.0"
 

@@ -10,26 +10,34 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
 from . import bitstream
-from .errors import BitstreamError, Error, MediaError
-from .io import read_media
-from .media import Audio, Image, Video
+from .codecs.audio import ecdc
+from .codecs.registry import CodecInfo, codec_class, default_codec, get_codec, list_codecs
+from .errors import BitstreamError, CodecMediaError, Error, MediaError, UsageError
+from .media.io import read_media
+from .media.pcm import from_float
+from .media.types import Audio, Image, Video
 from .progress import Progress
-from .registry import codec_class, default_codec, get_codec
+from .zoo import AudioZooModel, ZooModel, audio_zoo_models, model_dirs, zoo_models
 
 
 def _is_tensor(x: Any) -> bool:
     return type(x).__module__.startswith("torch") and hasattr(x, "detach")
 
 
-def to_media(x: Any) -> Image | Audio | Video:
-    """Wrap user input as `Image` / `Audio` / `Video`, noting in ``source`` how to hand it back."""
+def to_media(x: Any, name: str | None = None) -> Image | Audio | Video:
+    """Wrap user input as `Image` / `Audio` / `Video`, noting in ``source`` how to hand it back.
+
+    File bytes may come with the file's ``name``: its suffix and name are recorded, so that
+    decoding writes the same format. Media this function made from a file keep that record.
+    """
     if isinstance(x, (Image, Audio, Video)):
-        x.source = {"type": "media"}
+        if not (isinstance(x.source, dict) and x.source.get("type") == "file"):
+            x.source = {"type": "media"}
         return x
     if isinstance(x, (str, Path)):
         media = read_media(x)
@@ -38,6 +46,8 @@ def to_media(x: Any) -> Image | Audio | Video:
     if isinstance(x, (bytes, bytearray)):
         media = read_media(bytes(x))
         media.source = {"type": "file"}
+        if name is not None:
+            media.source.update(suffix=Path(name).suffix.lower()[:16], name=Path(name).name[:255])
         return media
     if isinstance(x, tuple) and len(x) == 2:
         return _to_audio(*x)
@@ -114,15 +124,37 @@ def from_media(media: Image | Audio | Video) -> Any:
     return (samples[:, 0] if src.get("layout") == "T" else samples), media.sample_rate
 
 
+def codec_for(media: Image | Audio | Video, codec: str | None = None, **options: Any) -> Any:
+    """The codec that codes ``media``: the named one (the media's default if None) with ``options``.
+
+    `UsageError` when the codec does not take the options, `CodecMediaError` when it codes
+    another kind of media.
+    """
+    kind = media_kind(media)
+    name = codec or default_codec(kind, media)
+    try:
+        impl = get_codec(name, **options)
+    except TypeError as e:
+        raise UsageError(f"codec {name!r} does not take these options: {e}") from None
+    if impl.media != kind:
+        raise CodecMediaError(f"codec {name!r} takes {impl.media}, but this input is {kind}")
+    return impl
+
+
 def encode(x: Any, codec: str | None = None, progress: Progress | None = None, **options: Any) -> bytes:
     """Encode media into an ncodec stream with the named codec (the media's default if None)."""
     media = to_media(x)
-    kind = media_kind(media)
-    name = codec or default_codec(kind, media)
-    impl = get_codec(name, **options)
-    if impl.media != kind:
-        raise MediaError(f"codec {name!r} takes {impl.media}, but this input is {kind}")
-    return impl.encode(media, progress)
+    return codec_for(media, codec, **options).encode(media, progress)
+
+
+def encode_to(x: Any, out: BinaryIO, codec: str | None = None, progress: Progress | None = None,
+              **options: Any) -> str:
+    """Encode media into a stream written to the binary file ``out`` as it is made (long audio is coded
+    chunk by chunk, never held whole); returns the codec's name."""
+    media = to_media(x)
+    impl = codec_for(media, codec, **options)
+    impl.write(media, out, progress)
+    return str(impl.name)
 
 
 def _reader(data: Any) -> bitstream.Reader:
@@ -138,11 +170,37 @@ def _reader(data: Any) -> bitstream.Reader:
 
 def decode_media(data: Any, progress: Progress | None = None, **options: Any) -> Image | Audio | Video:
     """Decode a stream into `Image` / `Audio` / `Video` (what the CLI writes to files); ``options`` such as
-    ``model`` (a weights file) reach the codec."""
+    ``model`` (a weights file) reach the codec. A ``progress`` counts the stream's frames (its total is set
+    from the header)."""
     reader = _reader(data)
     codec = codec_class(reader.header.codec).from_header(reader.header, **options)
     bitstream.check_model_hash(reader.header, codec.model_hash())
+    frames = reader.header.metadata.get("frames")
+    if progress is not None:
+        progress.total = float(frames) if isinstance(frames, int) and frames > 0 else 1.0
     return codec.decode(reader, progress)
+
+
+def is_ecdc(data: bytes) -> bool:
+    """Whether ``data`` starts like an EnCodec ``.ecdc`` file."""
+    return bytes(data[:4]) == ecdc.MAGIC
+
+
+def decode_ecdc(data: bytes, model: Any = None) -> Audio:
+    """An EnCodec ``.ecdc`` file decoded to 16-bit PCM `Audio`, as EnCodec's own command writes it; ``model``
+    is a weights path (default: the zoo's model of the file's name)."""
+    audio = ecdc.decode_ecdc(data, model=model)
+    return Audio(from_float(audio.samples, 16), audio.sample_rate, bit_depth=16)
+
+
+def codecs() -> list[CodecInfo]:
+    """Every codec ncodec has (what ``ncodec list`` shows)."""
+    return list_codecs()
+
+
+def models() -> tuple[list[ZooModel], list[AudioZooModel], list[Path]]:
+    """The model files found: image models, audio models, and the folders searched (in order)."""
+    return zoo_models(), audio_zoo_models(), model_dirs()
 
 
 def decode(data: Any, progress: Progress | None = None, **options: Any) -> Any:

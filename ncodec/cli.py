@@ -13,26 +13,14 @@ import traceback
 from pathlib import Path
 from typing import Any, Sequence
 
-from . import api, bitstream
-from .errors import Error
-from .io import (
-    atomic_output,
-    audio_format_for,
-    detect_media,
-    video_format_for,
-    write_audio,
-    write_image,
-    write_video_lossless,
-)
-from .media import Audio, Image, Video
+from . import api
+from .errors import Error, UsageError
+from .media.io import (atomic_output, audio_format_for, detect_media, video_format_for, write_audio, write_image,
+                       write_video_lossless)
+from .media.types import Audio, Image, Video
 from .progress import Progress
-from .registry import codec_class, default_codec, get_codec, list_codecs
 
 STREAM_SUFFIX = ".ncd"
-
-
-class UsageError(Error):
-    """A command line that cannot be carried out as given (exit status 2)."""
 
 
 def _read_input(path: str) -> bytes:
@@ -68,26 +56,17 @@ def cmd_compress(args: argparse.Namespace) -> None:
     kind = detect_media(data[:64])
     if kind == "ncodec":
         raise UsageError(f"{args.input} is already an ncodec stream; use `ncodec decompress`")
-    media = api.to_media(data)
-    if args.input != "-":
-        media.source = {"type": "file", "suffix": Path(args.input).suffix.lower()[:16], "name": Path(args.input).name[:255]}
-    kind = api.media_kind(media)
-    name = args.codec or default_codec(kind, media)
+    media = api.to_media(data, None if args.input == "-" else args.input)
     options = _parse_options(args.option)
     if args.quality is not None:
         options["quality"] = args.quality
     if args.model is not None:
         options["model"] = args.model
-    try:
-        codec = get_codec(name, **options)
-    except TypeError as e:
-        raise UsageError(f"codec {name!r} does not take these options: {e}") from None
-    if codec.media != kind:
-        raise UsageError(f"codec {name!r} codes {codec.media}, but {args.input} is {kind}")
+    codec = api.codec_for(media, args.codec, **options)
     out = args.output or ("-" if args.input == "-" else str(Path(args.input).with_suffix(STREAM_SUFFIX)))
     total = media.frames if isinstance(media, Audio) else 1
-    with Progress(total, f"compress {name}") as progress, atomic_output(out, args.force) as f:
-        codec.write(media, f, progress)
+    with Progress(total, f"compress {codec.name}") as progress, atomic_output(out, args.force) as f:
+        api.encode_to(media, f, codec.name, progress, **options)
         written = f.tell() if out != "-" else None
     if written is not None:
         _say(args, _summary(media, len(data), written, out))
@@ -124,11 +103,7 @@ def _default_output(args: argparse.Namespace, media: Image | Audio | Video) -> s
 
 def _decompress_ecdc(args: argparse.Namespace, data: bytes) -> None:
     """EnCodec's .ecdc files, written as 16-bit PCM as EnCodec's own command does."""
-    from .codecs.audio.ecdc import decode_ecdc
-    from .codecs.audio.neural import from_float
-
-    audio = decode_ecdc(data, model=args.model)
-    audio = Audio(from_float(audio.samples, 16), audio.sample_rate, bit_depth=16)
+    audio = api.decode_ecdc(data, model=args.model)
     out = args.output or ("-" if args.input == "-" else str(Path(args.input).with_suffix(".wav")))
     with atomic_output(out, args.force) as f:
         write_audio(f, audio, "WAV" if out == "-" else audio_format_for(out))
@@ -138,17 +113,12 @@ def _decompress_ecdc(args: argparse.Namespace, data: bytes) -> None:
 
 def cmd_decompress(args: argparse.Namespace) -> None:
     data = _read_input(args.input)
-    if data[:4] == b"ECDC":
+    if api.is_ecdc(data):
         return _decompress_ecdc(args, data)
     if detect_media(data[:8]) != "ncodec":
         raise UsageError(f"{args.input} is not an ncodec stream (compress it first)")
-    reader = bitstream.Reader(data)
-    codec = codec_class(reader.header.codec).from_header(reader.header, **({"model": args.model} if args.model else {}))
-    bitstream.check_model_hash(reader.header, codec.model_hash())
-    meta = reader.header.metadata
-    total = float(meta.get("frames", 1)) if isinstance(meta.get("frames"), int) else 1.0
-    with Progress(total, "decompress") as progress:
-        media = codec.decode(reader, progress)
+    with Progress(1.0, "decompress") as progress:
+        media = api.decode_media(data, progress, **({"model": args.model} if args.model else {}))
     out = args.output or _default_output(args, media)
     with atomic_output(out, args.force) as f:
         if isinstance(media, Image):
@@ -161,7 +131,7 @@ def cmd_decompress(args: argparse.Namespace) -> None:
         else:
             write_audio(f, media, "WAV" if out == "-" else audio_format_for(out))
     if out != "-":
-        _say(args, f"{out}: decoded {reader.header.codec} stream ({len(data)} bytes)")
+        _say(args, f"{out}: decoded {api.info(data)['codec']} stream ({len(data)} bytes)")
 
 
 def _format_info(d: dict[str, Any]) -> str:
@@ -199,7 +169,7 @@ def cmd_info(args: argparse.Namespace) -> None:
 
 
 def cmd_list(args: argparse.Namespace) -> None:
-    for c in list_codecs():
+    for c in api.codecs():
         if args.json:
             print(json.dumps({"name": c.name, "media": c.media, "pretrained": c.pretrained, "lossless": c.lossless,
                               "default": c.default, "description": c.description}))
@@ -207,18 +177,15 @@ def cmd_list(args: argparse.Namespace) -> None:
             flags = ", ".join(f for f, on in (("default", c.default), ("lossless", c.lossless),
                                               ("pretrained", c.pretrained)) if on)
             print(f"{c.name:<20} {c.media:<6} {flags:<28} {c.description}")
-    from . import zoo
-
-    models = zoo.zoo_models()
+    models, audio, folders = api.models()
     if models and not args.json:
-        print("\nmodels (--model NAME --quality Q; folders: " + ", ".join(map(str, zoo.model_dirs())) + "):")
+        print("\nmodels (--model NAME --quality Q; folders: " + ", ".join(map(str, folders)) + "):")
     for m in models:
         if args.json:
             print(json.dumps({"model": m.name, "quality": m.quality, "architecture": m.architecture, "N": m.N,
                               "M": m.M, "path": str(m.path)}))
         else:
             print(f"  {m.name:<24} q{m.quality:<3} {m.architecture} (N={m.N}, M={m.M})  {m.path}")
-    audio = zoo.audio_zoo_models()
     if audio and not args.json:
         print("\naudio models (--codec encodec --model NAME):")
     for a in audio:
@@ -250,20 +217,18 @@ def cmd_eval(args: argparse.Namespace) -> None:
 
 
 def cmd_tokenize(args: argparse.Namespace) -> None:
-    from .codecs.audio.neural import NeuralAudioCodec
     from .tokenizers.folder import tokenize_folder
-    from .tokenizers.tokenizer import Tokenizer
+    from .tokenizers.tokenizer import open_tokenizer
 
-    codec = NeuralAudioCodec(model=args.model, bandwidth=args.bandwidth, device=args.device)
-    tokenizer = Tokenizer(codec, bandwidth=codec.bandwidth)
-    with Progress(1.0, f"tokenize {codec.facts['name']}", enabled=None if not args.quiet else False) as progress:
-        summary = tokenize_folder(args.folder, args.out, tokenizer, codec.facts["name"], str(codec.model_hash()),
+    tokenizer, name, model_hash = open_tokenizer(args.model, args.bandwidth, args.device)
+    with Progress(1.0, f"tokenize {name}", enabled=None if not args.quiet else False) as progress:
+        summary = tokenize_folder(args.folder, args.out, tokenizer, name, model_hash,
                                   batch_size=args.batch_size, batch_seconds=args.batch_seconds, force=args.force,
                                   progress=progress, warn=lambda m: _say(args, m))
     seconds = summary.frames / tokenizer.frame_rate
     _say(args, f"{args.out}: {summary.files} files ({summary.new} new), {summary.frames} frames = {seconds:.1f} s of "
                f"{tokenizer.num_codebooks} codebooks at {tokenizer.frame_rate} Hz ({tokenizer.bandwidth:g} kbps, "
-               f"model {codec.facts['name']})" + (f"; {len(summary.failed)} unreadable files skipped"
+               f"model {name})" + (f"; {len(summary.failed)} unreadable files skipped"
                                                    if summary.failed else ""))
 
 

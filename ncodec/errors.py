@@ -37,6 +37,15 @@ class MediaError(Error):
     """An input file or array is not media that the chosen codec can take."""
 
 
+class UsageError(Error):
+    """A request that cannot be carried out as given: options a codec does not take, a codec for
+    another kind of media, a stream given where media is expected (the command line exits 2)."""
+
+
+class CodecMediaError(MediaError, UsageError):
+    """The codec named codes another kind of media than the input is."""
+
+
 class EntropyCodingError(Error, ValueError):
     """Invalid input to the entropy coder (symbols, table indexes, or CDF tables)."""
 

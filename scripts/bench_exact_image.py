@@ -20,7 +20,7 @@ import torch
 from PIL import Image as PILImage
 
 from ncodec.codecs.image.learned import LearnedImageCodec
-from ncodec.codecs.image.models import HyperpriorModel
+from ncodec.models.image.hyperprior import HyperpriorModel
 
 SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 

@@ -15,9 +15,9 @@ from collections.abc import Callable
 
 import torch
 
-from ncodec.inr.fit import FitConfig, _optimizer, _step
-from ncodec.inr.image import ImageInrConfig, LatentImageModel
-from ncodec.inr.quantize import quantize
+from ncodec.models.inr.fit import FitConfig, _optimizer, _step
+from ncodec.models.inr.image import ImageInrConfig, LatentImageModel
+from ncodec.models.inr.quantize import quantize
 
 
 def best_time(fn: Callable[[], None], repeats: int, device: torch.device) -> float:

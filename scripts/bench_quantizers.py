@@ -63,7 +63,7 @@ from torch import Tensor, nn
 
 from ncodec import quantizers
 from ncodec.entropy.categorical import CategoricalModel
-from ncodec.features import image_patch_set, mel_frames
+from ncodec.train.data import image_patch_set, mel_frames
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ncodec.io import read_media
-from ncodec.media import Audio
+from ncodec.media.io import read_media
+from ncodec.media.types import Audio
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 

@@ -8,7 +8,7 @@ a ``carry`` path with the work tree, 64 MiB in all. This script makes that folde
 
 ``image`` copies the training photos as they are (already JPEG q95) and the first ``--val``
 dev images (PNG) for validation. ``audio`` decodes every training file, mixes it to mono,
-resamples it to ``--rate`` with `ncodec.resample` and writes Ogg Opus (libsndfile; the
+resamples it to ``--rate`` with `ncodec.media.resample` and writes Ogg Opus (libsndfile; the
 music set is already a lossy Opus generation, the models see 24 kHz mono anyway), and takes
 the first ``--val-seconds`` of each dev file as FLAC. The folder then feeds
 ``scripts/train_image.py --data OUT/train --val OUT/val`` or ``scripts/train_audio.py
@@ -50,7 +50,7 @@ def mono_at(path: Path, rate: int, seconds: float | None = None) -> np.ndarray:
     import soundfile as sf
     import torch
 
-    from ncodec.resample import resample
+    from ncodec.media.resample import resample
 
     info = sf.info(str(path))
     frames = -1 if seconds is None else int(seconds * info.samplerate)

@@ -1,7 +1,7 @@
 """Train ncodec's SEANet + residual-VQ audio codec (EnCodec-style) for the ``encodec`` codec.
 
 Random mono segments (default 1 s) from folders of audio, read with soundfile at random
-offsets and resampled to the model's rate with `ncodec.resample`; the model is
+offsets and resampled to the model's rate with `ncodec.media.resample`; the model is
 `SEANetCodecModel.build` with size options (``--tiny`` for a CPU smoke run) or EnCodec's
 24 kHz configuration. Loss = ``--mel-weight`` x multi-scale mel L1 + ``--stft-weight`` x
 multi-resolution STFT (spectral convergence + log magnitude) + ``--commit-weight`` x the
@@ -44,18 +44,19 @@ import torch
 from torch import Tensor
 
 from ncodec import bitstream
-from ncodec.codecs.audio.discriminator import (MultiScaleSTFTDiscriminator, discriminator_hinge_loss,
-                                               feature_matching_loss, generator_hinge_loss)
-from ncodec.codecs.audio.encodec_model import SEANetCodecModel
-from ncodec.codecs.audio.losses import MultiResolutionSTFTLoss, MultiScaleMelLoss
-from ncodec.codecs.audio.neural import (NeuralAudioCodec, build_audio_model, fit_prior, load_audio_model,
-                                        model_identity, save_audio_model)
-from ncodec.features import AUDIO_EXTENSIONS
-from ncodec.media import Audio
-from ncodec.metrics import mel_distance, si_sdr
+from ncodec.train.discriminators import (MultiScaleSTFTDiscriminator, discriminator_hinge_loss, feature_matching_loss,
+                                         generator_hinge_loss)
+from ncodec.models.audio.encodec import SEANetCodecModel
+from ncodec.train.losses import MultiResolutionSTFTLoss, MultiScaleMelLoss
+from ncodec.codecs.audio.neural import NeuralAudioCodec, model_identity
+from ncodec.zoo.audio import build_audio_model, load_audio_model, save_audio_model
+from ncodec.train.priors import fit_prior
+from ncodec.media.formats import media_files
+from ncodec.media.types import Audio
+from ncodec.eval.metrics import mel_distance, si_sdr
 from ncodec.progress import Progress
 from ncodec.quantizers.base import QuantizerOutput
-from ncodec.resample import Resampler
+from ncodec.media.resample import Resampler
 
 #: Model size presets: SEANet arguments (`SEANetCodecModel.build`), bandwidths and training sizes.
 PRESETS: dict[str, dict[str, Any]] = {
@@ -94,7 +95,7 @@ def scan_audio(folders: Sequence[str | Path]) -> list[AudioFile]:
     for folder in map(Path, folders):
         if not folder.is_dir():
             raise SystemExit(f"no audio folder {folder}")
-        for path in sorted(p for p in folder.iterdir() if p.suffix.lower() in AUDIO_EXTENSIONS):
+        for path in media_files(folder, "audio"):
             try:
                 info = sf.info(str(path))
             except RuntimeError as exc:

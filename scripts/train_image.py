@@ -1,4 +1,4 @@
-"""Train a learned image codec (ncodec.codecs.image.models) for rate-distortion.
+"""Train a learned image codec (ncodec.models.image.hyperprior) for rate-distortion.
 
 Random crops from a folder of images, loss = lambda * 255**2 * MSE + bits per pixel (the
 CompressAI recipe, lambda per quality as in its zoo), the entropy bottleneck's auxiliary
@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from PIL import Image as PILImage
 
-from ncodec.codecs.image import models
+from ncodec.models.image import hyperprior as models
 from ncodec.progress import Progress
 from ncodec.zoo import load_weights, save_model
 

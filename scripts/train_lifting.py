@@ -1,4 +1,4 @@
-"""Train a learned integer lifting transform (`ncodec.learned_lifting`) for lossless image coding.
+"""Train a learned integer lifting transform (`ncodec.models.learned_lifting`) for lossless image coding.
 
 Random crops of the colour-transformed planes (Y, Cb, Cr) of a folder of images; the loss is
 `rate_proxy` (bits of a per-band Laplacian coder) over the detail bands, with rounding passed
@@ -20,10 +20,10 @@ import numpy as np
 import torch
 from PIL import Image as PILImage
 
-from ncodec import wavelet
+from ncodec.transforms import wavelet
 from ncodec.codecs.image.subband_coder import encode_subbands
 from ncodec.codecs.image.wavelet_lossless import rct_forward
-from ncodec.learned_lifting import LearnedLifting, rate_proxy
+from ncodec.models.learned_lifting import LearnedLifting, rate_proxy
 from ncodec.progress import Progress
 
 SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 import ncodec
-from ncodec.io import read_audio, read_image
-from ncodec.registry import default_codec, list_codecs
+from ncodec.media.io import read_audio, read_image
+from ncodec.codecs.registry import default_codec, list_codecs
 
 
 @pytest.fixture(scope="module")

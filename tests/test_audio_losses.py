@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 import torch
 
-from ncodec.codecs.audio.discriminator import (MultiScaleSTFTDiscriminator, STFTDiscriminator,
-                                               discriminator_hinge_loss, feature_matching_loss, generator_hinge_loss)
-from ncodec.codecs.audio.losses import MultiResolutionSTFTLoss, MultiScaleMelLoss, stft_magnitude
-from ncodec.metrics import mel_distance
+from ncodec.train.discriminators import (MultiScaleSTFTDiscriminator, STFTDiscriminator, discriminator_hinge_loss,
+                                         feature_matching_loss, generator_hinge_loss)
+from ncodec.train.losses import MultiResolutionSTFTLoss, MultiScaleMelLoss, stft_magnitude
+from ncodec.eval.metrics import mel_distance
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -210,7 +210,7 @@ def test_training_step_updates_the_model(train_audio: ModuleType, speech_dir: Pa
 def test_train_audio_end_to_end(train_audio: ModuleType, speech_dir: Path, tmp_path: Path,
                                 capsys: pytest.CaptureFixture[str]) -> None:
     from ncodec.cli import main as cli
-    from ncodec.io import read_audio
+    from ncodec.media.io import read_audio
 
     out = tmp_path / "run"
     common = ["--data", str(speech_dir), "--val", str(speech_dir), "--val-max", "1", "--tiny", "--segment", "0.5",

@@ -11,8 +11,8 @@ from ncodec import api, bitstream
 from ncodec.codecs.audio import lpc
 from ncodec.codecs.audio.lossless import LosslessAudioCodec
 from ncodec.errors import BitstreamError, MediaError
-from ncodec.io import read_audio
-from ncodec.media import Audio
+from ncodec.media.io import read_audio
+from ncodec.media.types import Audio
 
 
 @pytest.fixture(scope="module")

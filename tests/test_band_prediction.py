@@ -5,14 +5,14 @@ import numpy as np
 import pytest
 import torch
 
-from ncodec import wavelet
+from ncodec.transforms import wavelet
 from ncodec.codecs.image import band_prediction as bp
 from ncodec.codecs.image import subband_coder as sc
 from ncodec.codecs.image.wavelet_lossless import _synthesize, decode_plane, encode_plane, rct_forward, split_levels
 from ncodec.entropy import rans
 from ncodec.entropy import residuals as rc
 from ncodec.errors import BitstreamError
-from ncodec.io import read_image
+from ncodec.media.io import read_image
 
 
 @pytest.fixture(scope="module")

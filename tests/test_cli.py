@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from ncodec.cli import main
-from ncodec.io import read_audio, read_image
+from ncodec.media.io import read_audio, read_image
 
 
 def digest(path: Path) -> str:

@@ -15,7 +15,7 @@ import pytest
 import torch
 from peer_refs import PeerRefs
 
-from ncodec.codecs.image.models import FactorizedPrior, MeanScaleHyperprior, ScaleHyperprior
+from ncodec.models.image.hyperprior import FactorizedPrior, MeanScaleHyperprior, ScaleHyperprior
 from ncodec.errors import ModelFileError
 from ncodec.zoo import CONFIGS, compressai_config, from_compressai, load_weights
 

@@ -17,9 +17,8 @@ import torch
 import torch.nn.functional as F
 from peer_refs import PeerRefs, assert_same_state, max_diff
 
-from ncodec.codecs.audio.dac_model import (DAC_CONFIGS, DACModel, Snake1d, dac_to_ncodec_state_dict,
-                                           is_dac_state_dict, load_dac_state_dict, ncodec_to_dac_state_dict,
-                                           to_dac_state_dict)
+from ncodec.models.audio.dac import (DAC_CONFIGS, DACModel, Snake1d, dac_to_ncodec_state_dict, is_dac_state_dict,
+                                     load_dac_state_dict, ncodec_to_dac_state_dict, to_dac_state_dict)
 from ncodec.quantizers.vq import VectorQuantizer
 
 REFS = PeerRefs("NCODEC_DAC_REFS", ".ci/dac/setup.sh", "descript-audio-codec 1.0.0", "DAC")

@@ -14,18 +14,11 @@ import torch
 from peer_refs import refs_folder
 
 from ncodec.cli import main
-from ncodec.codecs.audio.ecdc import (
-    ECDC_MODELS,
-    decode_ecdc,
-    encode_ecdc,
-    pack_bits,
-    read_ecdc,
-    unpack_bits,
-    write_ecdc,
-)
-from ncodec.codecs.audio.encodec_model import SEANetCodecModel
+from ncodec.codecs.audio.ecdc import ECDC_MODELS, decode_ecdc, encode_ecdc, read_ecdc, write_ecdc
+from ncodec.entropy.bitpack import pack_bits, unpack_bits
+from ncodec.models.audio.encodec import SEANetCodecModel
 from ncodec.errors import BitstreamError, ModelFileError
-from ncodec.io import read_audio
+from ncodec.media.io import read_audio
 
 REFS_ENV = "NCODEC_ENCODEC_REFS"
 REFS = refs_folder(REFS_ENV)
@@ -62,9 +55,9 @@ def test_bit_packing(bits: int, count: int) -> None:
 
 
 def test_bit_packing_across_groups(monkeypatch: pytest.MonkeyPatch) -> None:
-    import ncodec.codecs.audio.ecdc as ecdc
+    import ncodec.entropy.bitpack as bitpack
 
-    monkeypatch.setattr(ecdc, "_GROUP", 16)  # several groups, as an hour of codes would take
+    monkeypatch.setattr(bitpack, "_GROUP", 16)  # several groups, as an hour of codes would take
     values = np.random.default_rng(0).integers(0, 1024, 100)
     packed = pack_bits(values, 10)
     assert packed == _bitpacker(values.tolist(), 10)
@@ -204,7 +197,7 @@ def test_encodes_and_decodes_like_encodec(name: str, tmp_path: Path) -> None:
     out = decode_ecdc(data, model=weights)
     assert out.samples.shape == ref["ecdc.decoded"].T.shape
     assert np.abs(out.samples - ref["ecdc.decoded"].T).max() < 1e-4
-    from ncodec.codecs.audio.neural import load_audio_model
+    from ncodec.zoo.audio import load_audio_model
 
     net, facts = load_audio_model(weights, name)
     assert facts["architecture"] == name

@@ -14,10 +14,10 @@ import pytest
 import torch
 from peer_refs import PeerRefs, assert_same_state, max_diff
 
-from ncodec.codecs.audio.encodec_model import (EncodedAudio, SEANetCodecModel, encodec_to_ncodec_state_dict,
-                                               is_encodec_state_dict, linear_overlap_add, load_encodec_state_dict,
-                                               ncodec_to_encodec_state_dict, to_encodec_state_dict)
-from ncodec.codecs.audio.seanet import (SEANetDecoder, SEANetEncoder, StreamableConv1d, encodec_weight_names,
+from ncodec.models.audio.encodec import (EncodedAudio, SEANetCodecModel, encodec_to_ncodec_state_dict,
+                                         is_encodec_state_dict, linear_overlap_add, load_encodec_state_dict,
+                                         ncodec_to_encodec_state_dict, to_encodec_state_dict)
+from ncodec.models.audio.seanet import (SEANetDecoder, SEANetEncoder, StreamableConv1d, encodec_weight_names,
                                         extra_padding, ncodec_weight_names, pad1d)
 from ncodec.quantizers.residual import ResidualVQ
 

@@ -13,7 +13,7 @@ from ncodec.cli import main
 from ncodec.eval import harness
 from ncodec.eval.codec import EvalCodec, Knob
 from ncodec.eval.peers import PEERS
-from ncodec.io import read_image
+from ncodec.media.io import read_image
 
 
 @pytest.fixture(scope="module")

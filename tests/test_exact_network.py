@@ -1,4 +1,4 @@
-"""Tests of `ncodec.exact`: bit-identical hyper-synthesis outputs, accuracy, and exactness.
+"""Tests of `ncodec.models.exact`: bit-identical hyper-synthesis outputs, accuracy, and exactness.
 
 Cross-device identity cannot be observed on one machine, so besides comparing thread counts,
 memory formats, dtypes and batch compositions here (and CPU vs CUDA where a GPU exists), a golden
@@ -19,13 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ncodec import exact as ex
-from ncodec.exact import (
-    ExactNetwork,
-    conv2d_exact,
-    conv_transpose2d_exact,
-    quantization_error,
-)
+from ncodec.models import exact as ex
+from ncodec.models.exact import ExactNetwork, conv2d_exact, conv_transpose2d_exact, quantization_error
 from ncodec.errors import Error
 
 ACCURACY = 5e-4  # max |float - exact| as a fraction of the float output's range

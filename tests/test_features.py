@@ -9,18 +9,9 @@ import soundfile as sf
 import torch
 from PIL import Image
 
-from ncodec.features import (
-    hz_to_mel,
-    image_from_patches,
-    image_patch_set,
-    image_patches,
-    log_mel,
-    mel_band_edges,
-    mel_filterbank,
-    mel_frames,
-    mel_to_hz,
-    resample,
-)
+from ncodec.transforms.mel import hz_to_mel, log_mel, mel_band_edges, mel_filterbank, mel_to_hz
+from ncodec.train.data import image_from_patches, image_patch_set, image_patches, mel_frames
+from ncodec.media.resample import resample
 
 
 def tone(freq: float, sample_rate: int, seconds: float = 1.0, amplitude: float = 0.5) -> torch.Tensor:

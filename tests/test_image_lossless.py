@@ -10,8 +10,8 @@ from PIL import Image as PILImage
 from ncodec import api, bitstream
 from ncodec.codecs.image.wavelet_lossless import WaveletLosslessCodec, rct_forward, rct_inverse
 from ncodec.errors import BitstreamError
-from ncodec.io import read_image
-from ncodec.media import Image
+from ncodec.media.io import read_image
+from ncodec.media.types import Image
 
 
 @pytest.fixture(scope="module")

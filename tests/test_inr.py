@@ -1,4 +1,4 @@
-"""The overfitted image codec `inr` and its building blocks (ncodec.inr): fitting, exact ARM coding,
+"""The overfitted image codec `inr` and its building blocks (ncodec.models.inr): fitting, exact ARM coding,
 weight coding, container round trips and hostile streams. CPU only, tiny images, few iterations."""
 from __future__ import annotations
 
@@ -17,15 +17,15 @@ from PIL import Image as PILImage
 import ncodec
 from ncodec.codecs.image.inr import InrImageCodec
 from ncodec.errors import BitstreamError, MediaError
-from ncodec.inr import tables as tb
-from ncodec.inr import weights as wq
-from ncodec.inr.arm import Arm, ArmCoder, _Layout, coding_params
-from ncodec.inr.fit import FitConfig, _optimizer, _step, fit, preset
-from ncodec.inr.image import ImageInrConfig, LatentImageModel, complexity
-from ncodec.inr.latents import Upsampler, bilinear_equivalence_error, level_shapes
-from ncodec.inr.layers import FourierMLP, Siren, coordinate_grid
-from ncodec.inr.quantize import quantize, soft_round
-from ncodec.media import Image
+from ncodec.models.inr import tables as tb
+from ncodec.models.inr import weights as wq
+from ncodec.models.inr.arm import Arm, ArmCoder, _Layout, coding_params
+from ncodec.models.inr.fit import FitConfig, _optimizer, _step, fit, preset
+from ncodec.models.inr.image import ImageInrConfig, LatentImageModel, complexity
+from ncodec.models.inr.latents import Upsampler, bilinear_equivalence_error, level_shapes
+from ncodec.models.inr.layers import FourierMLP, Siren, coordinate_grid
+from ncodec.models.inr.quantize import quantize, soft_round
+from ncodec.media.types import Image
 
 SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "garden.png"
 SMALL = {"levels": 4, "syn_hidden": 12, "arm_hidden": 8, "arm_context": 12}

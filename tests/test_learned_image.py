@@ -14,9 +14,10 @@ from PIL import Image as PILImage
 import ncodec
 from ncodec import bitstream
 from ncodec.codecs.image.learned import LearnedImageCodec
-from ncodec.codecs.image.models import FactorizedPrior, GaussianMixtureHyperprior, MeanScaleHyperprior, ScaleHyperprior
+from ncodec.models.image.hyperprior import (FactorizedPrior, GaussianMixtureHyperprior, MeanScaleHyperprior,
+                                            ScaleHyperprior)
 from ncodec.errors import BitstreamError, MediaError, ModelFileError, ModelMismatchError
-from ncodec.registry import default_codec
+from ncodec.codecs.registry import default_codec
 from ncodec.zoo import find_model, load_model, save_model, state_dict_hash, zoo_models
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -197,7 +198,7 @@ def test_bad_model_files_are_refused(tmp_path: Path) -> None:
 
 
 def test_default_image_codec_depends_on_the_image(zoo_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from ncodec.media import Image
+    from ncodec.media.types import Image
 
     rgb8 = Image(_image(), 8)
     rgb16 = Image(_image().astype(np.uint16) * 257, 16)

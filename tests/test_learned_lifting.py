@@ -8,8 +8,8 @@ import pytest
 import torch
 from PIL import Image as PILImage
 
-from ncodec import wavelet
-from ncodec.learned_lifting import LearnedLifting, rate_proxy
+from ncodec.transforms import wavelet
+from ncodec.models.learned_lifting import LearnedLifting, rate_proxy
 
 SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "garden.png"
 

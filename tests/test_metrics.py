@@ -10,9 +10,9 @@ import soundfile as sf
 import torch
 from PIL import Image as PILImage
 
-from ncodec import metrics as m
+from ncodec.eval import metrics as m
 from ncodec.errors import MediaError
-from ncodec.media import Audio, Image, Video
+from ncodec.media.types import Audio, Image, Video
 
 
 # ------------------------------------------------------------------ fixtures

@@ -1,4 +1,4 @@
-"""The overfitted video codec `nerv` and its model (ncodec.inr.nerv): fitting, exact embedding coding,
+"""The overfitted video codec `nerv` and its model (ncodec.models.inr.nerv): fitting, exact embedding coding,
 container round trips, hostile streams, the CLI and the evaluation harness. CPU only, tiny clips."""
 from __future__ import annotations
 
@@ -17,20 +17,11 @@ from ncodec import bitstream
 from ncodec.codecs.fitted import quality_to_lmbda
 from ncodec.codecs.video.nerv import NervVideoCodec, sized_config
 from ncodec.errors import BitstreamError, MediaError
-from ncodec.inr.arm import Arm, ArmCoder
-from ncodec.inr.fit import fit, preset
-from ncodec.inr.nerv import (
-    NervModel,
-    VideoInrConfig,
-    complexity,
-    embedding_shape,
-    frames_tensor,
-    from_grids,
-    grid_shapes,
-    network_parameters,
-    to_grids,
-)
-from ncodec.media import Video
+from ncodec.models.inr.arm import Arm, ArmCoder
+from ncodec.models.inr.fit import fit, preset
+from ncodec.models.inr.nerv import (NervModel, VideoInrConfig, complexity, embedding_shape, frames_tensor, from_grids,
+                                    grid_shapes, network_parameters, to_grids)
+from ncodec.media.types import Video
 
 SMALL = {"embed": 4, "strides": [2, 2], "widths": [8, 6], "arm_context": 8, "arm_hidden": 8}
 
@@ -45,7 +36,7 @@ def clip() -> Video:
     data = shared_data_dir()
     path = data / "video" / "dev" / "iscc_liveband.mp4" if data else None
     try:
-        from ncodec.video import read_video
+        from ncodec.media.video import read_video
 
         if path is not None and path.is_file():
             video = read_video(path, max_frames=8)
@@ -203,7 +194,7 @@ def test_describe_tolerates_corrupt_header(encoded):
 def clip_file(clip: Video, tmp_path: Path) -> Path:
     """The clip as a lossless FFV1 .mkv file (needs PyAV)."""
     pytest.importorskip("av")
-    from ncodec.io import write_video_lossless
+    from ncodec.media.io import write_video_lossless
 
     path = tmp_path / "clip.mkv"
     write_video_lossless(path, clip)
@@ -211,7 +202,7 @@ def clip_file(clip: Video, tmp_path: Path) -> Path:
 
 
 def test_video_files_read_through_pyav(clip: Video, clip_file: Path):
-    from ncodec.io import read_media, video_format_for, write_video_lossless
+    from ncodec.media.io import read_media, video_format_for, write_video_lossless
 
     video = read_media(clip_file)
     assert isinstance(video, Video) and np.array_equal(video.frames, clip.frames)
@@ -226,7 +217,7 @@ def test_video_files_read_through_pyav(clip: Video, clip_file: Path):
 
 def test_cli_compress_decompress_info(clip_file: Path, capsys):
     from ncodec.cli import main
-    from ncodec.video import read_video
+    from ncodec.media.video import read_video
 
     stream, out = clip_file.with_suffix(".ncd"), clip_file.parent / "back.mkv"
     assert main(["compress", str(clip_file), str(stream), "--codec", "nerv", "--quality", "5",

@@ -15,22 +15,14 @@ from tiny_audio_models import CAUSAL, SEGMENTED
 import ncodec
 from ncodec import api, bitstream, zoo
 from ncodec.cli import main
-from ncodec.codecs.audio.encodec_model import linear_overlap_add, to_encodec_state_dict
-from ncodec.codecs.audio.neural import (
-    CHUNK_KIND,
-    NeuralAudioCodec,
-    _parse_chunk,
-    build_audio_model,
-    fit_prior,
-    load_audio_model,
-    model_identity,
-    prior_tables,
-    save_audio_model,
-)
-from ncodec.codecs.audio.streaming import ChunkPlan, OverlapAdd, StreamingSEANet
+from ncodec.models.audio.encodec import linear_overlap_add, to_encodec_state_dict
+from ncodec.codecs.audio.neural import CHUNK_KIND, NeuralAudioCodec, _parse_chunk, model_identity, prior_tables
+from ncodec.zoo.audio import build_audio_model, load_audio_model, save_audio_model
+from ncodec.train.priors import fit_prior
+from ncodec.models.audio.streaming import ChunkPlan, OverlapAdd, StreamingSEANet
 from ncodec.errors import BitstreamError, MediaError, ModelFileError, ModelMismatchError
-from ncodec.io import read_audio
-from ncodec.media import Audio
+from ncodec.media.io import read_audio
+from ncodec.media.types import Audio
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -316,7 +308,7 @@ def test_hostile_streams(models: Path, speech: Audio) -> None:
     def payload(items, i, new):
         return [bitstream.Chunk(c.kind, new(c.payload) if j == i else c.payload) for j, c in enumerate(items)]
 
-    from ncodec.resample import resampled_length
+    from ncodec.media.resample import resampled_length
 
     weird = resampled_length(10**6, 9_999_991, 24000)
     bad = [

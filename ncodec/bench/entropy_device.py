@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from ..entropy import rans
-from .entropy import ALPHABET, Case, _short, gauss64_tables, gaussian_constriction, time_constriction
+from .entropy_cases import ALPHABET, Case, _short, gauss64_tables, gaussian_constriction, time_constriction
 from .timing import best_time
 
 

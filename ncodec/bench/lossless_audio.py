@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 
 from ..codecs.audio.lossless import LosslessAudioCodec
-from ..io import read_audio
-from ..media import Audio
+from ..media.io import read_audio
+from ..media.types import Audio
 from .. import api
 
 AUDIO_SUFFIXES = {".flac", ".wav", ".opus", ".ogg"}

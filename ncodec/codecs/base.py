@@ -5,7 +5,7 @@ from abc import ABC, abstractmethod
 from typing import Any, BinaryIO, ClassVar
 
 from .. import bitstream
-from ..media import Audio, Image
+from ..media.types import Audio, Image
 from ..progress import Progress
 
 Media = Image | Audio

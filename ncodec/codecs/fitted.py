@@ -1,6 +1,6 @@
 """What the codecs that fit a network to each signal share (``inr`` images, ``nerv`` video).
 
-Their streams carry the decoder: weights quantized per tensor (`ncodec.inr.weights`, one
+Their streams carry the decoder: weights quantized per tensor (`ncodec.models.inr.weights`, one
 step exponent and table rung per tensor, written in the header as two base-32 digits each)
 in chunk ``WGHT``, and integer latents coded by the exact ARM in chunk ``LATN``. This module
 holds the option parsing, the weight-code text, and the checked reading of those chunks.
@@ -17,11 +17,11 @@ import torch
 from .. import bitstream
 from ..entropy import rans
 from ..errors import BitstreamError, EntropyCodingError, MediaError
-from ..inr import tables as tb
-from ..inr import weights as wq
-from ..inr.arm import Arm, ArmCoder
-from ..inr.fit import FitConfig
-from ..inr.fit import preset as fit_preset
+from ..models.inr import tables as tb
+from ..models.inr import weights as wq
+from ..models.inr.arm import Arm, ArmCoder
+from ..models.inr.fit import FitConfig
+from ..models.inr.fit import preset as fit_preset
 from .base import Codec
 
 WEIGHTS_CHUNK, LATENTS_CHUNK = "WGHT", "LATN"
@@ -159,7 +159,7 @@ class FittedCodec(Codec):
 
 def quantize_weights(model: FittedModel, lmbda: float, pixels: int, latent_bits: Callable[[], Any],
                      recon_error: Callable[[], Any]) -> list[wq.TensorCode]:
-    """Per-tensor steps by rate-distortion (`ncodec.inr.weights.rd_quantize`; the model is changed in
+    """Per-tensor steps by rate-distortion (`ncodec.models.inr.weights.rd_quantize`; the model is changed in
     place): the ARM's tensors are judged by the latents' rate in bits, the others by the
     reconstruction's mean squared error, traded at ``lmbda`` per pixel."""
     def cost(group: str) -> float:

@@ -40,7 +40,7 @@ symbols) keeps that flush under 0.5% of the payload at 0.3 bit/symbol and more, 
 0.05% at the 4-6 bit/symbol of typical latents. Any other lane count decodes the same way;
 GPU encoders use many more lanes for parallelism.
 
-CUDA tensors go to the Triton kernels of `ncodec.kernels.rans_triton` by themselves: `encode`
+CUDA tensors go to the registered device coder (`ncodec.kernels`, the Triton kernels): `encode`
 then defaults to one lane per 4096 symbols (``gpu_default_lanes``) and `decode` returns an
 int32 CUDA tensor. With the same ``lanes`` both devices write the same bytes.
 """
@@ -50,7 +50,7 @@ import math
 import operator
 import struct
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -116,6 +116,30 @@ def _index_array(table_index: Any, n: int) -> np.ndarray:
     return idx
 
 
+class DeviceCoder(Protocol):
+    """What codes CUDA inputs: the same stream format on a GPU (`ncodec.kernels.rans_device`)."""
+
+    def encode(self, symbols: Any, table_index: Any, tables: CdfTables, lanes: int | None = None) -> bytes: ...
+
+    def decode(self, data: Any, table_index: Any, tables: CdfTables, count: int | None = None,
+               device: Any = None) -> Any: ...
+
+
+_device_coder: DeviceCoder | None = None
+
+
+def register_device_coder(coder: DeviceCoder) -> None:
+    """Hand CUDA inputs of `encode` / `decode` to ``coder`` (`ncodec.kernels` registers its own on import)."""
+    global _device_coder
+    _device_coder = coder
+
+
+def _device_coder_for(what: str) -> DeviceCoder:
+    if _device_coder is None:
+        raise EntropyCodingError(f"cannot {what} CUDA tensors: no device coder is registered (import ncodec.kernels)")
+    return _device_coder
+
+
 def _on_cuda(*values: Any) -> bool:
     """Whether any of the values is a CUDA tensor (without importing torch)."""
     return any(getattr(v, "is_cuda", False) is True for v in values)
@@ -127,9 +151,7 @@ def encode(symbols: Any, table_index: Any, tables: CdfTables, lanes: int | None 
     CUDA tensors are coded on their GPU (one lane per 4096 symbols unless ``lanes`` is given).
     """
     if _on_cuda(symbols, table_index):
-        from ..kernels import rans_device
-
-        return rans_device.encode(symbols, table_index, tables, lanes)
+        return _device_coder_for("encode").encode(symbols, table_index, tables, lanes)
     sym = as_int32(symbols, "symbols")
     idx = _index_array(table_index, sym.size)
     lanes = default_lanes(sym.size) if lanes is None else _checked_int(lanes, "lanes", 1, MAX_LANES)
@@ -250,9 +272,7 @@ def decode(data: bytes | bytearray | memoryview | Any, table_index: Any, tables:
     the GPU and returns an int32 CUDA tensor; otherwise an int32 numpy array.
     """
     if _on_cuda(data, table_index) or (device is not None and str(device).startswith("cuda")):
-        from ..kernels import rans_device
-
-        return rans_device.decode(data, table_index, tables, count, device=device)
+        return _device_coder_for("decode").decode(data, table_index, tables, count, device=device)
     dec = Decoder(data, tables)
     n = dec.header.n
     if count is not None and count != n:

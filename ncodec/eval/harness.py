@@ -54,8 +54,8 @@ def media_files(folder: Path, media: str) -> list[Path]:
 
 def load_media(path: Path, media: str, max_seconds: float | None = None, max_frames: int | None = None) -> Any:
     """Read a file as Image / Audio (16-bit PCM when it was lossy) / Video, optionally shortened."""
-    from .. import io as nio
-    from ..media import Audio, Image
+    from ..media import io as nio
+    from ..media.types import Audio, Image
 
     if media == "image":  # 8-bit RGB or gray: what every peer takes
         px = nio.read_image(path).pixels
@@ -70,14 +70,14 @@ def load_media(path: Path, media: str, max_seconds: float | None = None, max_fra
             x = np.clip(np.rint(x.astype(np.float64) * 32768), -32768, 32767).astype(np.int16)
             return Audio(x, audio.sample_rate, bit_depth=16)
         return Audio(x, audio.sample_rate, bit_depth=audio.bit_depth)
-    from ..video import read_video
+    from ..media.video import read_video
 
     return read_video(path, max_frames=max_frames)
 
 
 def measure(media_kind: str, reference: Any, decoded: Any, nbytes: int) -> dict[str, float]:
     """Rate and distortion of one decoded file against its reference."""
-    from .. import metrics as m
+    from . import metrics as m
 
     if media_kind == "image":
         return {"bpp": m.bpp(nbytes, reference), "psnr": m.psnr(reference, decoded),
@@ -175,7 +175,7 @@ def _key(quality: float | None) -> str:
 
 
 def _rate(media_kind: str, nbytes: int, reference: Any) -> float:
-    from .. import metrics as m
+    from . import metrics as m
 
     if media_kind == "image":
         return m.bpp(nbytes, reference)

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__, api
-from ..registry import codec_class
+from ..codecs.registry import codec_class
 from .codec import EvalCodec, Knob
 
 

@@ -1,4 +1,6 @@
-"""What `ncodec.entropy.rans` calls for CUDA inputs: the Triton kernels, or the CPU coder without Triton.
+"""The device coder `ncodec.entropy.rans` hands CUDA inputs to: the Triton kernels, or the CPU coder
+without Triton. `ncodec.kernels` registers it with the CPU coder (`rans.register_device_coder`)
+when imported, which ``import ncodec`` does.
 
 Importing this module does not import Triton. Without Triton, CUDA inputs are coded by the
 CPU coder with the GPU lane count, so the bytes are the same either way (only slower), and a
@@ -12,14 +14,9 @@ from typing import Any
 from ..entropy import rans as cpu_rans
 from ..entropy.cdf import CdfTables
 from ._triton import triton_available, triton_missing_reason
+from .lanes import gpu_default_lanes
 
-GPU_SYMBOLS_PER_LANE = 4096
 _warned = False
-
-
-def gpu_default_lanes(n: int) -> int:
-    """Lanes for N symbols on a GPU: one per 4096 symbols (~0.5% of the stream at 4 bits/symbol)."""
-    return int(max(1, min(n // GPU_SYMBOLS_PER_LANE, cpu_rans.MAX_LANES)))
 
 
 def _fallback_warning() -> None:

@@ -50,7 +50,7 @@ from ..entropy import rans as cpu_rans
 from ..entropy.cdf import CdfTables
 from ..errors import BitstreamError, EntropyCodingError
 from ._triton import interpreting
-from .rans_device import GPU_SYMBOLS_PER_LANE, gpu_default_lanes
+from .lanes import GPU_SYMBOLS_PER_LANE, gpu_default_lanes
 
 LUT_MAX_ENTRIES = 1 << 22      # slot -> symbol tables up to 8 MB (int16) per table set
 BLOCK_LANES = 32               # lanes per program on a GPU: one warp, one lane per thread, so the

@@ -20,16 +20,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 import torch
 
 from ..errors import Error
+from ..media.formats import media_files
+from ..media.io import read_audio_float
 from ..progress import Progress
 from .tokenizer import Tokenizer
 
-__all__ = ["AUDIO_SUFFIXES", "FORMAT", "TokenizeSummary", "audio_files", "read_tokens", "tokenize_folder"]
+__all__ = ["FORMAT", "TokenizeSummary", "audio_files", "read_tokens", "tokenize_folder"]
 
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".opus", ".aiff", ".aif", ".mp3")
 FORMAT = "ncodec-tokens/1"
 LONG_SECONDS = 60.0  # files longer than this are coded alone (causal models stream them in chunks)
 
@@ -46,8 +46,7 @@ class TokenizeSummary:
 
 def audio_files(folder: Path) -> list[str]:
     """Audio files under ``folder`` (recursively, by suffix), as sorted ``/``-separated relative paths."""
-    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")
-                  if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES and not p.name.startswith("."))
+    return sorted(p.relative_to(folder).as_posix() for p in media_files(folder, "audio", recursive=True))
 
 
 def _settings(tokenizer: Tokenizer, model_name: str, model_hash: str) -> dict[str, Any]:
@@ -85,15 +84,6 @@ def _save(tensors: dict[str, torch.Tensor], path: Path, settings: dict[str, Any]
     meta = {"format": FORMAT, "settings": json.dumps(settings, sort_keys=True), "files": json.dumps(files)}
     save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=meta)
     os.replace(tmp, path)
-
-
-def _load_audio(path: Path) -> tuple[np.ndarray, int]:
-    import soundfile as sf
-
-    data, rate = sf.read(str(path), dtype="float32", always_2d=True)
-    if data.shape[0] < 1:
-        raise ValueError("no samples")
-    return np.ascontiguousarray(data.T), int(rate)
 
 
 def tokenize_folder(folder: str | os.PathLike, out: str | os.PathLike, tokenizer: Tokenizer, model_name: str,
@@ -172,7 +162,7 @@ def _code_batch(folder: Path, batch: list[str], tokenizer: Tokenizer, summary: T
     waves, rates, names = [], [], []
     for rel in batch:
         try:
-            wav, rate = _load_audio(folder / rel)
+            wav, rate = read_audio_float(folder / rel)
         except Exception as exc:  # soundfile raises several kinds on unreadable files
             summary.failed[rel] = str(exc).splitlines()[0][:200]
             if warn:

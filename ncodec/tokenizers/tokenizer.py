@@ -1,7 +1,7 @@
 """`Tokenizer`: waveforms at any rate and channel count <-> codec tokens ``LongTensor [B, K, T]``.
 
 ``Tokenizer(model, bandwidth=6.0).encode(wav, sample_rate)`` resamples to the model's rate
-(`ncodec.resample`), maps the channels (mono models average, stereo models duplicate mono),
+(`ncodec.media.resample`), maps the channels (mono models average, stereo models duplicate mono),
 and returns the codes of the first K codebooks the bandwidth allows; ``decode(codes)`` gives
 the waveform ``[B, channels, samples]`` at the model's rate. Causal models code long inputs a
 chunk at a time (`StreamingSEANet`, the same codes as one call); normalising (segmented)
@@ -20,13 +20,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..codecs.audio.encodec_model import EncodedAudio, SEANetCodecModel
-from ..codecs.audio.neural import NeuralAudioCodec, downmix
-from ..codecs.audio.streaming import StreamingSEANet, encode_segment, is_streamable
-from ..resample import Resampler
+from ..models.audio.encodec import EncodedAudio, SEANetCodecModel
+from ..codecs.audio.neural import NeuralAudioCodec
+from ..media.pcm import downmix
+from ..models.audio.streaming import StreamingSEANet, encode_segment, is_streamable
+from ..media.resample import Resampler
 from .patterns import Pattern, get_pattern
 
-__all__ = ["Tokenizer"]
+__all__ = ["Tokenizer", "open_tokenizer"]
 
 CHUNK_SECONDS = 30.0  # causal models code longer inputs in chunks of this length
 
@@ -204,3 +205,11 @@ class Tokenizer:
             out.append((torch.cat([c for c, _ in parts], dim=-1),
                         None if vols[0] is None else torch.stack([v for v in vols if v is not None])))
         return out
+
+
+def open_tokenizer(model: str | os.PathLike | None = None, bandwidth: float | None = None,
+                   device: str | None = None) -> tuple[Tokenizer, str, str]:
+    """The tokenizer of an audio model (a zoo name, a weights path, or the default model), with the model's
+    name and hash: what a token folder records (`ncodec.tokenizers.folder.tokenize_folder`)."""
+    codec = NeuralAudioCodec(model=model, bandwidth=bandwidth, device=device or "cpu")
+    return Tokenizer(codec, bandwidth=codec.bandwidth), str(codec.facts["name"]), str(codec.model_hash())

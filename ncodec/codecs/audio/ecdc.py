@@ -31,16 +31,15 @@ from typing import Any
 
 import numpy as np
 
+from ...entropy.bitpack import pack_bits, packed_size, unpack_bits
 from ...errors import BitstreamError
 
-__all__ = ["ECDC_MODELS", "EcdcModel", "decode_ecdc", "encode_ecdc", "pack_bits", "read_ecdc", "unpack_bits",
-           "write_ecdc"]
+__all__ = ["ECDC_MODELS", "EcdcModel", "decode_ecdc", "encode_ecdc", "read_ecdc", "write_ecdc"]
 
 MAGIC = b"ECDC"
 _HEADER = struct.Struct("!4sBI")
 _SCALE = struct.Struct("!f")
 MAX_METADATA = 1 << 16
-_GROUP = 8 * 65536  # values packed at a time (a multiple of 8 values fills whole bytes)
 
 
 @dataclass(frozen=True)
@@ -71,40 +70,6 @@ ECDC_MODELS = {
     "encodec_48khz": EcdcModel("encodec_48khz", 48000, 320, 10, 16, 48000, 47520, True),
 }
 MAX_LENGTH = 48000 * 3600 * 24  # a day of audio
-
-
-# ------------------------------------------------------------------ bit packing
-def pack_bits(values: np.ndarray, bits: int) -> bytes:
-    """Unsigned ``values`` (each < 2**bits) packed ``bits`` each, least significant bit first, last byte zero-padded."""
-    v = np.asarray(values, dtype=np.int64).reshape(-1)
-    if v.size and (v.min() < 0 or v.max() >= 1 << bits):
-        raise ValueError(f"values must lie in [0, 2**{bits})")
-    shifts = np.arange(bits, dtype=np.int64)
-    out = []
-    for start in range(0, v.size, _GROUP):
-        bit_rows = ((v[start:start + _GROUP, None] >> shifts) & 1).astype(np.uint8)
-        out.append(np.packbits(bit_rows.reshape(-1), bitorder="little").tobytes())
-    return b"".join(out)
-
-
-def packed_size(count: int, bits: int) -> int:
-    """Bytes `pack_bits` writes for ``count`` values."""
-    return -(-count * bits // 8)
-
-
-def unpack_bits(data: bytes | memoryview, bits: int, count: int) -> np.ndarray:
-    """``count`` values of ``bits`` bits from `pack_bits` output (int64); BitstreamError if ``data`` is short."""
-    if len(data) < packed_size(count, bits):
-        raise BitstreamError(f"{len(data)} bytes cannot hold {count} values of {bits} bits")
-    weights = (1 << np.arange(bits, dtype=np.int64))
-    raw = np.frombuffer(data, dtype=np.uint8, count=packed_size(count, bits))
-    out = []
-    for start in range(0, count, _GROUP):
-        n = min(_GROUP, count - start)
-        byte0 = start * bits // 8  # groups start on byte boundaries (multiples of 8 values)
-        chunk = np.unpackbits(raw[byte0:byte0 + packed_size(n, bits)], bitorder="little")[:n * bits]
-        out.append(chunk.reshape(n, bits).astype(np.int64) @ weights)
-    return np.concatenate(out) if out else np.zeros(0, np.int64)
 
 
 # ------------------------------------------------------------------ files
@@ -210,8 +175,8 @@ def _load(name: str, model: Any) -> Any:
     """The `SEANetCodecModel` that decodes a file made with EnCodec model ``name``."""
     from ... import zoo
     from ...errors import ModelFileError
-    from .encodec_model import SEANetCodecModel
-    from .neural import load_audio_model
+    from ...models.audio.encodec import SEANetCodecModel
+    from ...zoo.audio import load_audio_model
 
     if isinstance(model, SEANetCodecModel):
         net = model
@@ -239,8 +204,8 @@ def decode_ecdc(data: bytes | bytearray | memoryview, model: Any = None, device:
     path or a `SEANetCodecModel` (default: the zoo's model of the file's name)."""
     import torch
 
-    from ...media import Audio
-    from .streaming import OverlapAdd, StreamingSEANet, decode_segment
+    from ...media.types import Audio
+    from ...models.audio.streaming import OverlapAdd, StreamingSEANet, decode_segment
 
     codes, meta = read_ecdc(data)
     name, length = meta["m"], meta["al"]

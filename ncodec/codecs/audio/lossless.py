@@ -19,9 +19,9 @@ from ... import bitstream
 from ...entropy import rans
 from ...entropy import residuals as rc
 from ...errors import BitstreamError, MediaError
-from ...media import Audio
+from ...media.types import Audio
 from ...progress import Progress
-from ...registry import register
+from ..registry import register
 from ..base import Codec
 from . import lpc
 

@@ -6,7 +6,7 @@ with the `SEANetCodecModel.build` arguments as JSON under ``config``) or from a 
 (``.safetensors``, or EnCodec's own ``.th`` checkpoint read with ``weights_only``). The
 bandwidth (kbps, one of the model's) sets the number of codebooks.
 
-Audio is resampled to the model's rate (`ncodec.resample`), mono models take the mean of
+Audio is resampled to the model's rate (`ncodec.media.resample`), mono models take the mean of
 the channels and stereo models duplicate mono input; decoding gives back the input's rate
 and channel layout (a mono model's output copied to every channel, a stereo model's output
 averaged for mono input), as integer PCM of the input's depth, or float.
@@ -21,12 +21,11 @@ all zero, as EnCodec's own checkpoints) packs them in fixed 10 bits (``coding: "
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 import struct
 from pathlib import Path
-from typing import Any, BinaryIO, Iterable, Iterator, Mapping
+from typing import Any, BinaryIO, Iterator
 
 import numpy as np
 import torch
@@ -36,140 +35,25 @@ from ... import bitstream, zoo
 from ...entropy import rans
 from ...entropy.cdf import CdfTables
 from ...errors import BitstreamError, MediaError, ModelFileError
-from ...media import Audio
+from ...media.types import Audio
 from ...progress import Progress
-from ...registry import register
-from ...resample import Resampler, resampled_length
+from ..registry import register
+from ...media.resample import Resampler, resampled_length
 from ..base import Codec
-from .ecdc import pack_bits, packed_size, unpack_bits
-from .encodec_model import SEANetCodecModel, is_encodec_state_dict
-from .streaming import ChunkPlan, OverlapAdd, StreamingSEANet, decode_segment, encode_segment, is_streamable
+from ...entropy.bitpack import pack_bits, packed_size, unpack_bits
+from ...media.pcm import downmix, from_float, to_float, upmix
+from ...models.audio.encodec import SEANetCodecModel
+from ...models.audio.streaming import (ChunkPlan, OverlapAdd, StreamingSEANet, decode_segment, encode_segment,
+                                       is_streamable)
+from ...zoo.audio import BUILDERS, load_audio_model, model_identity
 
-__all__ = ["DEFAULT_MODEL", "NeuralAudioCodec", "build_audio_model", "downmix", "fit_prior", "from_float",
-           "load_audio_model", "model_identity", "prior_tables", "save_audio_model", "to_float", "upmix"]
+__all__ = ["DEFAULT_MODEL", "NeuralAudioCodec", "prior_tables"]
 
 DEFAULT_MODEL = "encodec_24khz"
 CHUNK_KIND = "NACD"
 _CHUNK_HEAD = struct.Struct("<QIIH")
-BUILDERS = {"encodec_24khz": SEANetCodecModel.encodec_24khz, "encodec_48khz": SEANetCodecModel.encodec_48khz}
-_TABLE_BUFFERS = ("_quantized_cdf", "_offset", "_cdf_length")
 MAX_SECONDS = 24 * 3600          # longest signal a stream may announce
 MAX_CHUNK_SECONDS = 600.0
-_SEANET_LIMITS = {"n_filters": 256, "dimension": 1024, "n_residual_layers": 8, "lstm": 4, "kernel_size": 31,
-                  "last_kernel_size": 31, "residual_kernel_size": 31, "dilation_base": 4, "compress": 8}
-
-
-# ------------------------------------------------------------------ models
-def build_audio_model(architecture: str, config: Mapping[str, Any] | None = None) -> SEANetCodecModel:
-    """An untrained model: one of EnCodec's two, or ``seanet`` from `SEANetCodecModel.build` arguments."""
-    if architecture in BUILDERS:
-        return BUILDERS[architecture]()
-    if architecture != "seanet" or not isinstance(config, Mapping):
-        known = ", ".join(zoo.AUDIO_ARCHITECTURES)
-        raise ModelFileError(f"unknown audio architecture {architecture!r} (known: {known}; seanet needs a config)")
-    cfg = dict(config)
-    try:
-        bands = [float(b) for b in cfg.get("target_bandwidths", ())]
-        ok = (1 <= len(bands) <= 16 and all(0 < b <= 1000 for b in bands)
-              and 1000 <= int(cfg.get("sample_rate", 24000)) <= 384_000 and int(cfg.get("channels", 1)) in (1, 2)
-              and all(1 <= int(r) <= 16 for r in cfg.get("ratios", (8, 5, 4, 2))) and len(cfg.get("ratios", ())) <= 6
-              and all(0 <= int(cfg[k]) <= v for k, v in _SEANET_LIMITS.items() if k in cfg))
-    except (TypeError, ValueError):
-        ok = False
-    if not ok:
-        raise ModelFileError(f"implausible seanet config {json.dumps(cfg, sort_keys=True)[:300]}")
-    try:
-        return SEANetCodecModel.build(**cfg)
-    except (TypeError, ValueError) as exc:
-        raise ModelFileError(f"cannot build a seanet model from {cfg}: {exc}") from None
-
-
-def _guess_architecture(state: Mapping[str, Tensor]) -> str | None:
-    """encodec_24khz / encodec_48khz from the first convolution's input channels (mono / stereo)."""
-    for key in ("encoder.model.0.conv.conv.weight_v", "encoder.model.0.conv.conv.parametrizations.weight.original1",
-                "encoder.model.0.conv.conv.weight"):
-        if key in state and state[key].ndim == 3:
-            return {1: "encodec_24khz", 2: "encodec_48khz"}.get(int(state[key].shape[1]))
-    return None
-
-
-def _metadata(path: Path) -> dict[str, str]:
-    if path.suffix != ".safetensors":
-        return {}
-    from safetensors import safe_open
-
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            return dict(f.metadata() or {})
-    except Exception as exc:  # safetensors raises its own error types on a bad header
-        raise ModelFileError(f"cannot read {path} as safetensors: {exc}") from exc
-
-
-def load_audio_model(path: str | os.PathLike, architecture: str | None = None
-                     ) -> tuple[SEANetCodecModel, dict[str, Any]]:
-    """A model (eval mode, coding tables built from its prior counts) and its facts from a weights file.
-
-    The architecture comes from the file's metadata, else ``architecture``, else the weights'
-    shapes (EnCodec's checkpoints carry none). EnCodec's own key names load as they are.
-    """
-    path = Path(path)
-    meta = _metadata(path)
-    state = zoo.load_weights(path)
-    arch = meta.get("architecture") or architecture or _guess_architecture(state)
-    if arch is None:
-        raise ModelFileError(f"{path}: cannot tell the audio architecture (no metadata); name it")
-    config = None
-    if arch == "seanet":
-        try:
-            config = json.loads(meta.get("config", ""))
-        except json.JSONDecodeError:
-            raise ModelFileError(f"{path}: seanet models need a JSON config in the metadata") from None
-    model = build_audio_model(arch, config)
-    try:
-        if is_encodec_state_dict(state):
-            model.load_state_dict(state)
-        else:  # ncodec names; files without priors keep the model's (empty) ones
-            full = model.state_dict()
-            full.update(state)
-            model.load_state_dict({k: v for k, v in full.items() if k in state or ".prior." in f".{k}"})
-    except (RuntimeError, KeyError, ValueError) as exc:
-        raise ModelFileError(f"{path}: the weights do not fit {arch}: {str(exc)[:500]}") from None
-    counts = model.quantizer.prior.counts
-    if not all(torch.isfinite(v).all() for v in model.state_dict().values() if v.is_floating_point()):
-        raise ModelFileError(f"{path}: the weights hold NaN or infinite values")
-    if (counts < 0).any():
-        raise ModelFileError(f"{path}: negative prior counts")
-    if int(counts.sum()) > 0:
-        model.quantizer.prior.update(force=True)
-    model.eval()
-    facts = {"name": meta.get("name") or path.stem, "architecture": arch, "config": config,
-             "hash": model_identity(model)}
-    return model, facts
-
-
-def save_audio_model(model: SEANetCodecModel, path: str | os.PathLike, architecture: str,
-                     config: Mapping[str, Any] | None = None, **metadata: str) -> None:
-    """Write a model (ncodec key names, prior counts and tables included) as an audio zoo file, atomically."""
-    from safetensors.torch import save_file
-
-    if architecture not in zoo.AUDIO_ARCHITECTURES or (architecture == "seanet") != (config is not None):
-        raise ValueError("architecture must be encodec_24khz / encodec_48khz, or seanet with its config")
-    if int(model.quantizer.prior.counts.sum()) > 0:
-        model.quantizer.prior.update(force=True)
-    meta = {**{k: str(v) for k, v in metadata.items()}, "architecture": architecture}
-    if config is not None:
-        meta["config"] = json.dumps(dict(config), sort_keys=True)
-    path = Path(path)
-    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(state, str(tmp), metadata=meta)
-    os.replace(tmp, path)
-
-
-def model_identity(model: SEANetCodecModel) -> str:
-    """SHA-256 of the weights and prior counts (not the coding tables, which the counts determine)."""
-    state = {k: v for k, v in model.state_dict().items() if not k.endswith(_TABLE_BUFFERS)}
-    return zoo.state_dict_hash(state)
 
 
 def prior_tables(model: SEANetCodecModel) -> CdfTables | None:
@@ -181,55 +65,6 @@ def prior_tables(model: SEANetCodecModel) -> CdfTables | None:
         prior.update(force=True)
     return prior.tables()
 
-
-@torch.no_grad()
-def fit_prior(model: SEANetCodecModel, waveforms: Iterable[Tensor]) -> None:
-    """Count the codes of every codebook over ``waveforms`` (``[B, channels, T]`` at the model's rate) into
-    the model's prior and build its tables."""
-    for wav in waveforms:
-        model.quantizer.observe_prior(model.encode(wav, 0).codes)
-    model.quantizer.update_prior(force=True)
-
-
-# ------------------------------------------------------------------ signals
-def to_float(samples: np.ndarray, bit_depth: int | None) -> np.ndarray:
-    """PCM ``[n, c]`` as float32 in [-1, 1] (float input as is)."""
-    if samples.dtype.kind == "f":
-        return samples.astype(np.float32, copy=False)
-    return samples.astype(np.float32) / float(1 << ((bit_depth or 16) - 1))
-
-
-def from_float(x: np.ndarray, bit_depth: int | None) -> np.ndarray:
-    """Float samples back to PCM of ``bit_depth`` bits (rounded, clipped), or float32 when None or > 24."""
-    if bit_depth is None or bit_depth > 24:
-        return x.astype(np.float32, copy=False)
-    top = float(1 << (bit_depth - 1))
-    pcm = np.clip(np.round(x.astype(np.float64) * top), -top, top - 1)
-    return pcm.astype(np.int16 if bit_depth <= 16 else np.int32)
-
-
-def downmix(x: Tensor, channels: int) -> Tensor:
-    """``[B, c, T]`` to the model's ``channels``: mono models take the mean, stereo models copy mono input
-    and take the first two channels of wider input."""
-    c = x.shape[1]
-    if channels == 1:
-        return x if c == 1 else x.mean(dim=1, keepdim=True)
-    if c == 1:
-        return x.expand(-1, channels, -1)
-    if c < channels:
-        raise MediaError(f"cannot map {c} channels to a {channels}-channel model")
-    return x[:, :channels]
-
-
-def upmix(y: Tensor, channels: int) -> Tensor:
-    """The model's output ``[B, m, T]`` in the input's layout: mono copied to every channel, stereo averaged
-    for mono input (wider input gets the model's channels)."""
-    m = y.shape[1]
-    if m == 1:
-        return y.expand(-1, channels, -1)
-    if channels == 1:
-        return y.mean(dim=1, keepdim=True)
-    return y
 
 
 # ------------------------------------------------------------------ codec

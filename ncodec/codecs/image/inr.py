@@ -1,15 +1,15 @@
 """``inr``: lossy images by overfitting latent grids and tiny networks to each image (Cool-chic / C3).
 
-Encoding fits a `ncodec.inr.image.LatentImageModel` to the image (`ncodec.inr.fit.fit`, preset
+Encoding fits a `ncodec.models.inr.image.LatentImageModel` to the image (`ncodec.models.inr.fit.fit`, preset
 ``fast`` / ``medium`` / ``slow``, trade-off ``lmbda`` or ``quality``), quantizes the decoder
-networks' weights per tensor by rate-distortion (`ncodec.inr.weights`) and codes everything
+networks' weights per tensor by rate-distortion (`ncodec.models.inr.weights`) and codes everything
 with the rANS core. No pretrained weights: the stream carries the decoder.
 
 Stream: the header config holds ``architecture`` (the `ImageInrConfig` fields that differ from
 its defaults, which are part of format 1), ``weights`` (two base-32 digits per decoder tensor in
 canonical order: step exponent, table rung) and ``tables`` (digest of the coding tables), plus
 ``lmbda`` and ``preset`` for information; chunk ``WGHT`` is the weights' rANS stream, chunk ``LATN`` the latents'
-(coded by the exact ARM, `ncodec.inr.arm`, so they decode on any device). The synthesis is
+(coded by the exact ARM, `ncodec.models.inr.arm`, so they decode on any device). The synthesis is
 float: a decoder on another machine may differ in the last bits of some pixels' pre-rounding
 values, never in the latents.
 """
@@ -25,15 +25,15 @@ import torch
 
 from ... import bitstream
 from ...errors import BitstreamError, EntropyCodingError, MediaError
-from ...inr import tables as tb
-from ...inr import weights as wq
-from ...inr.arm import ArmCoder
-from ...inr.fit import FitResult, fit, total_steps
-from ...inr.image import ImageInrConfig, LatentImageModel, complexity
-from ...inr.latents import level_shapes
-from ...media import Image
+from ...models.inr import tables as tb
+from ...models.inr import weights as wq
+from ...models.inr.arm import ArmCoder
+from ...models.inr.fit import FitResult, fit, total_steps
+from ...models.inr.image import ImageInrConfig, LatentImageModel, complexity
+from ...models.inr.latents import level_shapes
+from ...media.types import Image
 from ...progress import Progress
-from ...registry import register
+from ..registry import register
 from .. import fitted
 from ..fitted import LATENTS_CHUNK, WEIGHTS_CHUNK
 

@@ -20,11 +20,11 @@ import torch
 
 from ... import bitstream, zoo
 from ...errors import BitstreamError, MediaError, ModelFileError
-from ...media import Image
+from ...media.types import Image
 from ...progress import Progress
-from ...registry import register
+from ..registry import register
 from ..base import Codec
-from .models import HyperpriorModel, ImageCompressionModel
+from ...models.image.hyperprior import HyperpriorModel, ImageCompressionModel
 
 DEFAULT_MODEL = "mbt2018-mean-tiny"
 MAX_PIXELS = 1 << 26        # 64 Mpixel: the float synthesis of a larger image would need tens of GB

@@ -23,12 +23,13 @@ from typing import Any, BinaryIO
 import numpy as np
 import torch
 
-from ... import bitstream, wavelet
+from ... import bitstream
+from ...transforms import wavelet
 from ...entropy import residuals as rc
 from ...errors import BitstreamError, MediaError
-from ...media import Image
+from ...media.types import Image
 from ...progress import Progress
-from ...registry import register
+from ..registry import register
 from ..base import Codec
 from . import subband_coder
 from .subband_coder import Details, decode_subbands, encode_subbands

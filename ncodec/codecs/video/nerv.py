@@ -1,10 +1,10 @@
 """``nerv``: lossy video by overfitting per-frame embeddings and one conv decoder to each clip (HNeRV style).
 
-Encoding sizes a `ncodec.inr.nerv.NervModel` to the clip (`sized_config`: the embedding stride
+Encoding sizes a `ncodec.models.inr.nerv.NervModel` to the clip (`sized_config`: the embedding stride
 from the frame size, the conv widths from a weight budget that grows with the quality and the
-clip's pixel count), fits it (`ncodec.inr.fit.fit`, preset ``fast`` / ``medium`` / ``slow``,
+clip's pixel count), fits it (`ncodec.models.inr.fit.fit`, preset ``fast`` / ``medium`` / ``slow``,
 trade-off ``lmbda`` or ``quality``), quantizes the decoder networks' weights per tensor by
-rate-distortion (`ncodec.inr.weights`) and codes everything with the rANS core. No pretrained
+rate-distortion (`ncodec.models.inr.weights`) and codes everything with the rANS core. No pretrained
 weights: the stream carries the decoder.
 
 Stream: the header config holds ``architecture`` (the `VideoInrConfig` fields that differ from
@@ -28,23 +28,15 @@ import torch
 
 from ... import bitstream
 from ...errors import BitstreamError, EntropyCodingError, MediaError
-from ...inr import tables as tb
-from ...inr import weights as wq
-from ...inr.arm import ArmCoder
-from ...inr.fit import FitResult, fit, total_steps
-from ...inr.nerv import (
-    MAX_WIDTH,
-    NervModel,
-    VideoInrConfig,
-    complexity,
-    embedding_shape,
-    frames_tensor,
-    grid_shapes,
-    network_parameters,
-)
-from ...media import Video
+from ...models.inr import tables as tb
+from ...models.inr import weights as wq
+from ...models.inr.arm import ArmCoder
+from ...models.inr.fit import FitResult, fit, total_steps
+from ...models.inr.nerv import (MAX_WIDTH, NervModel, VideoInrConfig, complexity, embedding_shape, frames_tensor,
+                                grid_shapes, network_parameters)
+from ...media.types import Video
 from ...progress import Progress
-from ...registry import register
+from ..registry import register
 from .. import fitted
 from ..fitted import LATENTS_CHUNK, WEIGHTS_CHUNK
 

@@ -10,8 +10,8 @@ import io
 import numpy as np
 
 from ...errors import MediaError
-from ...media import Audio
-from ...video import require_av
+from ...media.types import Audio
+from ...media.video import require_av
 from ..codec import EvalCodec
 
 OPUS_RATE = 48_000  # Opus codes at 48 kHz whatever the input rate
@@ -48,7 +48,7 @@ def _resample(x: np.ndarray, rate: int, new_rate: int) -> np.ndarray:
         return x
     import torch
 
-    from ...features import resample
+    from ...media.resample import resample
 
     return resample(torch.from_numpy(np.ascontiguousarray(x)), rate, new_rate).numpy()
 
@@ -62,7 +62,7 @@ class OpusPeer(EvalCodec):
     """Opus at a target bitrate: libopus VBR, 20 ms frames, in an in-memory Ogg file.
 
     Input at other rates is resampled to 48 kHz (and the decoded output back) by
-    `ncodec.features.resample`, which adds no delay. FFmpeg writes libopus's encoder delay
+    `ncodec.media.resample.resample`, which adds no delay. FFmpeg writes libopus's encoder delay
     as the Ogg pre-skip and drops it on decoding, so the output lines up with the input
     sample for sample; the tail is cut to the input's length. The rate counted is the whole
     Ogg file (headers and page overhead included).
@@ -139,7 +139,7 @@ class FlacPeer(EvalCodec):
         return buf.getvalue()
 
     def decode(self, data: bytes, reference: Audio) -> Audio:
-        from ...io import read_audio
+        from ...media.io import read_audio
 
         pcm = read_audio(data).samples
         if not reference.is_integer:

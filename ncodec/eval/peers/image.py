@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ...errors import MediaError
-from ...media import Image
+from ...media.types import Image
 from ..codec import EvalCodec, Knob
 
 _THREADS = 2

@@ -12,7 +12,7 @@ import os
 from typing import ClassVar
 
 from ...errors import MediaError
-from ...media import Video
+from ...media.types import Video
 from ..codec import EvalCodec
 
 
@@ -26,7 +26,7 @@ class VideoPeer(EvalCodec):
     bsf: ClassVar[str | None] = None
 
     def encode(self, media: Video, quality: float | None) -> bytes:
-        from ...video import encode_video
+        from ...media.video import encode_video
 
         if quality is None:
             raise MediaError(f"{self.name} needs a CRF value")
@@ -35,12 +35,12 @@ class VideoPeer(EvalCodec):
                             container_format="mp4", threads=2)
 
     def decode(self, data: bytes, reference: Video) -> Video:
-        from ...video import decode_video
+        from ...media.video import decode_video
 
         return decode_video(data, reference)
 
     def version(self) -> str:
-        from ...video import require_av
+        from ...media.video import require_av
 
         av = require_av()
         return f"PyAV {av.__version__} FFmpeg {av.ffmpeg_version_info}; {self.description}"

@@ -75,9 +75,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .errors import MediaError
-from .features import mel_filterbank
-from .media import Audio, Image, Video
+from ..errors import MediaError
+from ..transforms.mel import mel_filterbank
+from ..media.types import Audio, Image, Video
 
 __all__ = [
     "DAC_MEL_BANDS", "DAC_MEL_WINDOWS", "DAC_STFT_WINDOWS", "MS_SSIM_WEIGHTS",

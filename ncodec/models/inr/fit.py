@@ -1,7 +1,7 @@
 """The one training loop of the INR codecs: fit a model to one signal by rate-distortion.
 
 Any model with ``rd_forward(mode, temperature) -> RDOutput(recon, rate_bits)`` can be fitted
-(``mode`` is a `ncodec.inr.quantize.QuantMode` the model applies to what it codes). The loss
+(``mode`` is a `ncodec.models.inr.quantize.QuantMode` the model applies to what it codes). The loss
 is ``MSE(recon, target) + lmbda * rate_bits / pixels`` (target in [0, 1], rate in bits per
 pixel; ``pixels`` is the product of the target's spatial/temporal dims). Training has two
 phases: quantization by noise (or, with ``softround``, C3's soft-round + noise + soft-round with
@@ -24,7 +24,7 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor, nn
 
-from ..progress import Progress, null_progress
+from ...progress import Progress, null_progress
 from .quantize import QuantMode
 
 

@@ -4,7 +4,7 @@ PyAV is an optional dependency, imported on first use. Frames are converted RGB 
 FFmpeg's swscale with its defaults (BT.601 matrix, limited range) both ways, and the stream is
 tagged BT.601 so other players convert it back alike. 4:2:0 needs even sizes: odd ones are
 padded by repeating the last row/column, and `decode_video` crops back to the reference
-(RGB and 4:4:4 formats, such as the lossless FFV1 output of `ncodec.io`, keep odd sizes).
+(RGB and 4:4:4 formats, such as the lossless FFV1 output of `ncodec.media.io`, keep odd sizes).
 """
 from __future__ import annotations
 
@@ -16,10 +16,10 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from .errors import MediaError
-from .media import Video
+from ..errors import MediaError
+from .formats import VIDEO_CONTAINERS
+from .types import Video
 
-_CONTAINERS = {".mp4": "mp4", ".mkv": "matroska", ".webm": "webm", ".mov": "mov", ".ivf": "ivf", ".avi": "avi"}
 
 
 def require_av() -> Any:
@@ -67,7 +67,7 @@ def write_video(out: str | Path | BinaryIO, video: Video, codec: str = "libx264"
     the module docstring); other formats (RGB, 4:4:4) keep the frames' size.
     """
     av = require_av()
-    fmt = container_format or (_CONTAINERS.get(Path(out).suffix.lower()) if isinstance(out, (str, Path)) else None)
+    fmt = container_format or (VIDEO_CONTAINERS.get(Path(out).suffix.lower()) if isinstance(out, (str, Path)) else None)
     frames = _pad_even(video.frames) if _subsampled(pix_fmt) else video.frames
     opts = {k: str(v) for k, v in (options or {}).items()}
     if crf is not None:

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .encodec_model import SEANetCodecModel
+from .encodec import SEANetCodecModel
 from .seanet import (
     SEANetDecoder,
     SEANetEncoder,

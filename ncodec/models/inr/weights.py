@@ -16,8 +16,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..entropy import rans
-from ..errors import BitstreamError
+from ...entropy import rans
+from ...errors import BitstreamError
 from . import tables as tb
 
 MAX_EXPONENT = 24                      # steps 1 .. 2**-24

@@ -25,7 +25,7 @@ from ...entropy.factorized import EntropyBottleneck
 from ...entropy.mixture import GaussianMixtureConditional
 from ...entropy.model import EntropyModel
 from ...errors import BitstreamError
-from ...layers import GDN, conv, deconv
+from .layers import GDN, conv, deconv
 
 __all__ = ["FactorizedPrior", "GaussianMixtureHyperprior", "HyperpriorModel", "ImageCompressionModel",
            "MeanScaleHyperprior", "ScaleHyperprior", "analysis_transform", "synthesis_transform"]
@@ -270,7 +270,7 @@ class HyperpriorModel(ImageCompressionModel):
         """
         net = self.__dict__.get("_h_s_exact")
         if net is None:
-            from ...exact import ExactNetwork
+            from ..exact import ExactNetwork
 
             net = ExactNetwork(self.h_s)
             self.__dict__["_h_s_exact"] = net

@@ -1,6 +1,6 @@
 """The overfitted image model: latent grids + ARM + upsampler + synthesis (Cool-chic / C3 design).
 
-`LatentImageModel.rd_forward` is what `ncodec.inr.fit.fit` trains: it quantizes the grids with
+`LatentImageModel.rd_forward` is what `ncodec.models.inr.fit.fit` trains: it quantizes the grids with
 the current proxy, synthesizes the image and returns the ARM's rate of the grids. The coding
 side (`integer_latents`, `decoder_tensors`) is what the ``inr`` codec puts in a stream.
 """

@@ -11,7 +11,7 @@ networks compute, each step is undone by subtracting the same quantity: the tran
 reversible by construction. With zero networks it is exactly JPEG 2000's 5/3.
 
 The decoder must compute ``P`` and ``U`` bit for bit as the encoder did, so in coding (eval
-mode) they run through `ncodec.exact.ExactNetwork` (integer arithmetic, identical on every
+mode) they run through `ncodec.models.exact.ExactNetwork` (integer arithmetic, identical on every
 device). In training they run in float and the rounding passes gradients straight through.
 Networks see samples divided by ``scale`` (2**bit_depth) and their output is multiplied back:
 both powers of two, so exact.
@@ -47,7 +47,7 @@ def _round_ste(x: Tensor) -> Tensor:
 class LearnedLifting(nn.Module):
     """Integer-reversible lifting with learned predict/update corrections, one pair per level.
 
-    Use it as the ``lifting`` argument of `ncodec.wavelet.forward` / `inverse` (it provides
+    Use it as the ``lifting`` argument of `ncodec.transforms.wavelet.forward` / `inverse` (it provides
     ``forward_1d`` / ``inverse_1d``); `levels` sets how many levels have their own networks
     (deeper levels reuse the last pair).
     """

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .entropy.model import lower_bound
+from ...entropy.model import lower_bound
 
 __all__ = ["GDN", "LowerBound", "NonNegativeParametrizer", "conv", "deconv"]
 

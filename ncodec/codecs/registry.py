@@ -1,15 +1,17 @@
-"""One registry of codecs, read by `ncodec.encode`, the CLI's ``--codec`` and ``ncodec list``."""
+"""One registry of codecs, read by `ncodec.encode`, the CLI's ``--codec`` and ``ncodec list``.
+
+The built-in codecs register themselves when `ncodec.codecs` is imported, which Python does
+before it imports this module, so the registry never imports a codec itself.
+"""
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from typing import Any, Callable, TypeVar
 
-from .errors import UnknownCodecError
+from ..errors import UnknownCodecError
 
 _CODECS: dict[str, type] = {}
 _DEFAULTS: dict[str, list[tuple[int, str]]] = {}  # media kind -> (priority, codec name)
-_BUILTINS_LOADED = False
 C = TypeVar("C", bound=type)
 
 
@@ -34,16 +36,8 @@ def register(*, default_for: str | None = None, priority: int = 0) -> Callable[[
     return add
 
 
-def _load_builtins() -> None:
-    global _BUILTINS_LOADED
-    if not _BUILTINS_LOADED:
-        _BUILTINS_LOADED = True
-        importlib.import_module("ncodec.codecs")
-
-
 def codec_class(name: str) -> type:
     """The codec class registered under ``name``."""
-    _load_builtins()
     try:
         return _CODECS[name]
     except KeyError:
@@ -59,7 +53,6 @@ def get_codec(name: str, **options: Any) -> Any:
 def default_codec(media: str, item: Any = None) -> str:
     """The codec used for a media kind when none is named; with ``item`` (the media itself), the
     first default, by priority, whose ``accepts(item)`` is true."""
-    _load_builtins()
     if media not in _DEFAULTS:
         raise UnknownCodecError(f"no codec for {media} is available yet")
     for _, name in _DEFAULTS[media]:
@@ -83,7 +76,6 @@ class CodecInfo:
 
 def list_codecs() -> list[CodecInfo]:
     """Every registered codec, sorted by media then name."""
-    _load_builtins()
     firsts = {kind: names[0][1] for kind, names in _DEFAULTS.items()}
     out = [CodecInfo(n, c.media, c.pretrained, c.lossless, firsts.get(c.media) == n, c.description)
            for n, c in _CODECS.items()]

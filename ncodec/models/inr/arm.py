@@ -5,7 +5,7 @@ causal neighbourhood of already-decoded latents of the same grid (`CONTEXTS`; ze
 grid). The MLP is an ``nn.Sequential`` of 1x1 ``Conv2d`` and ``ReLU``; in training its layers run as matrix
 products on the ``[N, C]`` neighbour rows of all levels at once (one ARM serves every level).
 
-Coding (bit-exact on any device). The MLP is evaluated by `ncodec.exact.ExactNetwork` on the
+Coding (bit-exact on any device). The MLP is evaluated by `ncodec.models.exact.ExactNetwork` on the
 gathered integer neighbours laid out as ``[1, C, N, 1]`` (N latents as pixels of a 1x1-conv
 "image"), so its outputs are integers ``q / 2**14`` that depend only on the weights and the
 latents. They become coding tables with integer operations only (`coding_params`): the mean
@@ -31,10 +31,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..entropy import rans
-from ..entropy.conditional import laplace_cdf
-from ..entropy.model import lower_bound
-from ..errors import BitstreamError, EntropyCodingError, Error
+from ...entropy import rans
+from ...entropy.conditional import laplace_cdf
+from ...entropy.model import lower_bound
+from ...errors import BitstreamError, EntropyCodingError, Error
 from ..exact import ExactNetwork
 from . import tables as tb
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import MediaError
+from ..errors import MediaError
 
 MEDIA_KINDS = ("image", "audio", "video")
 

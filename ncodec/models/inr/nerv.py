@@ -7,15 +7,15 @@ carries them) and quantized to integers like Cool-chic's latents. The decoder is
 every frame: blocks ``conv k x k -> PixelShuffle(r) -> GELU`` each upsample by their stride ``r``,
 then a ``k x k`` conv to RGB. Frames of any size are padded up to a multiple of ``S`` and cropped.
 
-Entropy model. The integer embeddings are coded with the exact ARM (`ncodec.inr.arm`): channel
+Entropy model. The integer embeddings are coded with the exact ARM (`ncodec.models.inr.arm`): channel
 ``e`` of all frames forms one grid, laid out ``temporal`` (row ``y * T + t`` holds row ``y`` of
 frame ``t``, so the ARM's "rows above" are the same row in the previous frames and "left" is the
 same frame) or ``spatial`` (frames stacked, row ``t * h0 + y``). The ARM's probabilities come
 out of integer arithmetic, so the embeddings decode identically on every device.
 
-`NervModel.rd_forward` is what `ncodec.inr.fit.fit` trains (target ``[1, 3, T, H, W]``), with the
+`NervModel.rd_forward` is what `ncodec.models.inr.fit.fit` trains (target ``[1, 3, T, H, W]``), with the
 ARM's rate of the embeddings; the decoder weights are quantized after the fit by rate-distortion
-(`ncodec.inr.weights.rd_quantize`), as the image model's are.
+(`ncodec.models.inr.weights.rd_quantize`), as the image model's are.
 """
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 * `MultiScaleMelLoss`: L1 between log10 mel magnitudes at several window sizes (DAC's
   recipe: windows 32 ... 2048 samples with 5 ... 320 Slaney mel bands, hop a quarter
   window, magnitudes clamped at 1e-5), summed over the scales. With its defaults it is
-  `ncodec.metrics.mel_distance` made differentiable and batched, so training and
+  `ncodec.eval.metrics.mel_distance` made differentiable and batched, so training and
   validation report the same number.
 * `MultiResolutionSTFTLoss`: spectral convergence (relative Frobenius error of the
   magnitudes) plus L1 of the log magnitudes, averaged over resolutions (Parallel WaveGAN's
@@ -11,7 +11,7 @@
 
 Both take ``estimate, reference`` of any shape ``[..., T]`` (e.g. ``[B, C, T]``), work in
 float32 whatever autocast is active, and pass gradients to either argument. The mel
-filterbanks are `ncodec.features.mel_filterbank`'s; `stft_magnitude` is the STFT both use.
+filterbanks are `ncodec.transforms.mel.mel_filterbank`'s; `stft_magnitude` is the STFT both use.
 """
 from __future__ import annotations
 
@@ -22,8 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ...features import mel_filterbank
-from ...metrics import DAC_CLAMP, DAC_MEL_BANDS, DAC_MEL_WINDOWS
+from ..transforms.mel import mel_filterbank
+from ..eval.metrics import DAC_CLAMP, DAC_MEL_BANDS, DAC_MEL_WINDOWS
 
 __all__ = ["MultiResolutionSTFTLoss", "MultiScaleMelLoss", "PWG_FFT_SIZES", "PWG_HOP_LENGTHS", "PWG_WIN_LENGTHS",
            "stft_magnitude"]

@@ -7,12 +7,16 @@ import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import TYPE_CHECKING, BinaryIO, Iterator
 
 import numpy as np
 
-from .errors import Error, MediaError
-from .media import Audio, Image, Video
+from ..errors import Error, MediaError
+if TYPE_CHECKING:
+    import torch
+
+from .formats import AUDIO_WRITE_FORMATS, VIDEO_WRITE_FORMATS
+from .types import Audio, Image, Video
 
 _SIGNATURES: list[tuple[int, bytes, str]] = [
     (0, b"NCDC", "ncodec"),
@@ -93,7 +97,7 @@ def read_audio(source: str | Path | bytes | BinaryIO) -> Audio:
 def read_media(source: str | Path | bytes) -> Image | Audio | Video:
     """Read an image, audio or video file (or its bytes), sniffing the kind from its content.
 
-    Video goes through PyAV (`ncodec.video.read_video`, RGB frames), which is optional: without it
+    Video goes through PyAV (`ncodec.media.video.read_video`, RGB frames), which is optional: without it
     a `MediaError` says how to install it.
     """
     data = source if isinstance(source, (bytes, bytearray)) else _read_prefix(Path(source))
@@ -133,9 +137,6 @@ def write_image(out: str | Path | BinaryIO, image: Image, fmt: str = "PNG") -> N
     im.save(out, format=fmt)
 
 
-_AUDIO_FORMATS = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG", ".opus": "OGG", ".aiff": "AIFF", ".aif": "AIFF"}
-
-
 def write_audio(out: str | Path | BinaryIO, audio: Audio, fmt: str = "WAV") -> None:
     """Write audio with soundfile, with a PCM subtype matching its bit depth (float stays float)."""
     import soundfile as sf
@@ -161,16 +162,13 @@ def write_audio(out: str | Path | BinaryIO, audio: Audio, fmt: str = "WAV") -> N
 
 def audio_format_for(path: str | Path) -> str:
     """The soundfile container format for an output path's extension (WAV by default)."""
-    return _AUDIO_FORMATS.get(Path(path).suffix.lower(), "WAV")
-
-
-_VIDEO_FORMATS = {".mkv": "matroska", ".avi": "avi", ".mp4": "mp4"}   # FFmpeg's MOV muxer refuses FFV1
+    return AUDIO_WRITE_FORMATS.get(Path(path).suffix.lower(), "WAV")
 
 
 def write_video_lossless(out: str | Path | BinaryIO, video: Video, fmt: str = "matroska") -> None:
     """Write video losslessly: FFV1 in RGB (``bgr0``) in a Matroska / AVI / MP4 container (PyAV).
 
-    Reading the file back (`ncodec.video.read_video`) gives exactly ``video.frames``, odd sizes too.
+    Reading the file back (`ncodec.media.video.read_video`) gives exactly ``video.frames``, odd sizes too.
     """
     from .video import write_video
 
@@ -180,9 +178,9 @@ def write_video_lossless(out: str | Path | BinaryIO, video: Video, fmt: str = "m
 def video_format_for(path: str | Path) -> str:
     """The container for a decoded video's path: Matroska unless the extension names another (FFV1 inside)."""
     suffix = Path(path).suffix.lower()
-    if suffix and suffix not in _VIDEO_FORMATS:
-        raise MediaError(f"decoded video is written as FFV1 in {', '.join(_VIDEO_FORMATS)} files, not {suffix}")
-    return _VIDEO_FORMATS.get(suffix, "matroska")
+    if suffix and suffix not in VIDEO_WRITE_FORMATS:
+        raise MediaError(f"decoded video is written as FFV1 in {', '.join(VIDEO_WRITE_FORMATS)} files, not {suffix}")
+    return VIDEO_WRITE_FORMATS.get(suffix, "matroska")
 
 
 @contextlib.contextmanager
@@ -214,3 +212,33 @@ def atomic_output(path: str | Path, force: bool = False) -> Iterator[BinaryIO]:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def read_audio_float(path: str | Path) -> tuple[np.ndarray, int]:
+    """A whole audio file as float32 ``[channels, frames]`` and its rate; ValueError when it has no samples."""
+    import soundfile as sf
+
+    data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    if data.shape[0] < 1:
+        raise ValueError("no samples")
+    return np.ascontiguousarray(data.T), int(rate)
+
+
+def read_mono(path: str | Path, seconds: float | None = None, sample_rate: int | None = None,
+              offset: float = 0.0) -> tuple["torch.Tensor", int]:
+    """``seconds`` of an audio file from ``offset`` on, as mono float32 ``[T]``, resampled to ``sample_rate``."""
+    import soundfile as sf
+    import torch
+
+    from .resample import resample
+
+    with sf.SoundFile(str(path)) as f:
+        rate = f.samplerate
+        start = min(round(offset * rate), f.frames)
+        f.seek(start)
+        frames = -1 if seconds is None else round(seconds * rate)
+        data = f.read(frames=frames, dtype="float32", always_2d=True)
+    mono = torch.from_numpy(data @ np.full(data.shape[1], 1 / data.shape[1], np.float32))  # channel mean, fast
+    if sample_rate is None or sample_rate == rate:
+        return mono, rate
+    return (resample(mono, int(rate), int(sample_rate)) if mono.numel() else mono), sample_rate

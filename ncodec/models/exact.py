@@ -77,7 +77,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .errors import Error
+from ..errors import Error
 
 __all__ = ["ExactNetwork", "conv2d_exact", "conv_transpose2d_exact", "quantization_error"]
 

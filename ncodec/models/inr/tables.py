@@ -16,9 +16,9 @@ from functools import lru_cache
 
 import numpy as np
 
-from ..entropy import exactmath
-from ..entropy.cdf import CdfTables
-from ..entropy.conditional import bin_masses, laplace_sf
+from ...entropy import exactmath
+from ...entropy.cdf import CdfTables
+from ...entropy.conditional import bin_masses, laplace_sf
 
 LATENT_LOG_SCALE_MIN = -3.25      # ln of the narrowest latent scale (b = 0.039: a zero costs ~1e-4 bit)
 LOG_SCALE_STEP_BITS = 3           # rungs 2**-3 apart in ln b (13% wider each)

@@ -1,0 +1,38 @@
+"""The one list of media file suffixes, and the file formats each output suffix is written as.
+
+Folder walks (the eval harness, the tokenizer, the benchmarks, the training data) and output
+paths (`ncodec decompress`) all read these, so a format is added in one place.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = ["AUDIO_SUFFIXES", "AUDIO_WRITE_FORMATS", "IMAGE_SUFFIXES", "VIDEO_CONTAINERS", "VIDEO_SUFFIXES",
+           "VIDEO_WRITE_FORMATS",
+           "media_files"]
+
+#: Suffixes read as images (Pillow), audio (libsndfile through soundfile) and video (PyAV).
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm")
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".opus", ".aiff", ".aif", ".mp3")
+VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".mov", ".avi", ".ivf", ".y4m")
+#: soundfile container per audio output suffix (lossless, or Ogg for Opus / Vorbis input).
+AUDIO_WRITE_FORMATS = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG", ".opus": "OGG", ".aiff": "AIFF", ".aif": "AIFF"}
+#: FFmpeg muxer per video suffix, for lossy encodes (the video peers).
+VIDEO_CONTAINERS = {".mp4": "mp4", ".mkv": "matroska", ".webm": "webm", ".mov": "mov", ".ivf": "ivf", ".avi": "avi"}
+#: FFmpeg muxer per lossless video output suffix (FFV1 inside; FFmpeg's MOV muxer refuses FFV1).
+VIDEO_WRITE_FORMATS = {".mkv": "matroska", ".avi": "avi", ".mp4": "mp4"}
+
+_SUFFIXES = {"image": IMAGE_SUFFIXES, "audio": AUDIO_SUFFIXES, "video": VIDEO_SUFFIXES}
+
+
+def media_files(folder: str | Path, kind: str, recursive: bool = False) -> list[Path]:
+    """The ``kind`` ("image", "audio", "video") files in ``folder`` by suffix, sorted; hidden files skipped.
+
+    FileNotFoundError when ``folder`` is not a folder.
+    """
+    root = Path(folder)
+    if not root.is_dir():
+        raise FileNotFoundError(f"no data folder {root}")
+    suffixes = _SUFFIXES[kind]
+    walk = root.rglob("*") if recursive else root.iterdir()
+    return sorted(p for p in walk if p.is_file() and p.suffix.lower() in suffixes and not p.name.startswith("."))

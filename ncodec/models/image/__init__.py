@@ -1,0 +1,1 @@
+"""Learned image compression networks: the hyperprior family (`hyperprior`) and its layers (`layers`)."""
