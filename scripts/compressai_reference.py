@@ -1,4 +1,4 @@
-"""Write CompressAI reference outputs for tests/test_compressai_compat.py.
+"""Write CompressAI reference outputs for tests/zoo/test_compressai_compat.py.
 
 Run with the CompressAI venv that ``.ci/compressai/setup.sh`` builds (CompressAI 1.2.8
 needs numpy<2, so it cannot share ncodec's venv; this script imports no ncodec):

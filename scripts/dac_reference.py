@@ -1,4 +1,4 @@
-"""Write descript-audio-codec (DAC) reference outputs for tests/test_dac_compat.py.
+"""Write descript-audio-codec (DAC) reference outputs for tests/zoo/test_dac_compat.py.
 
 Run with the DAC venv that ``.ci/dac/setup.sh`` builds (DAC stays out of ncodec's venv; this
 script imports no ncodec):

@@ -1,4 +1,4 @@
-"""Write EnCodec reference outputs for tests/test_encodec_compat.py.
+"""Write EnCodec reference outputs for tests/zoo/test_encodec_compat.py.
 
 Run with the EnCodec venv that ``.ci/encodec/setup.sh`` builds (EnCodec stays out of
 ncodec's venv; this script imports no ncodec):

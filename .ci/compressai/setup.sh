@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build a separate venv with CompressAI 1.2.8 and write the reference outputs that
-# tests/test_compressai_compat.py compares ncodec against.
+# tests/zoo/test_compressai_compat.py compares ncodec against.
 #
 #   bash .ci/compressai/setup.sh [REFS_DIR]
 #

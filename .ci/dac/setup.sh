@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build a separate venv with descript-audio-codec (DAC) 1.0.0 and write the reference outputs
-# that tests/test_dac_compat.py compares ncodec against.
+# that tests/zoo/test_dac_compat.py compares ncodec against.
 #
 #   bash .ci/dac/setup.sh [REFS_DIR]
 #

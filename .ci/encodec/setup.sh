@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build a separate venv with EnCodec 0.1.1 and write the reference outputs that
-# tests/test_encodec_compat.py compares ncodec against.
+# tests/zoo/test_encodec_compat.py compares ncodec against.
 #
 #   bash .ci/encodec/setup.sh [REFS_DIR]
 #

@@ -11,7 +11,7 @@ from PIL import Image as PILImage
 from ncodec.transforms import wavelet
 from ncodec.models.learned_lifting import LearnedLifting, rate_proxy
 
-SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "garden.png"
+SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "garden.png"
 
 
 def _randomised(levels: int = 3, seed: int = 0, bit_depth: int = 8) -> LearnedLifting:

@@ -28,7 +28,7 @@ CHILD = interpreting()  # this process is the interpreter child of test_interpre
 NO_TRITON = triton_missing_reason()
 HAS_CUDA = torch.cuda.is_available()
 INT32_MIN, INT32_MAX = -(2 ** 31), 2 ** 31 - 1
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 DEVICES = [
     pytest.param("interp", id="interp", marks=pytest.mark.skipif(

@@ -12,7 +12,7 @@ from ncodec import bitstream
 from ncodec.codecs.image import subband_coder as sc
 from ncodec.errors import BitstreamError
 
-SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "garden.png"
+SAMPLE = Path(__file__).resolve().parents[3] / "samples" / "garden.png"
 
 
 @pytest.fixture(scope="module")

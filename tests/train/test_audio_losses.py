@@ -18,7 +18,7 @@ from ncodec.train.discriminators import (MultiScaleSTFTDiscriminator, STFTDiscri
 from ncodec.train.losses import MultiResolutionSTFTLoss, MultiScaleMelLoss, stft_magnitude
 from ncodec.eval.metrics import mel_distance
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -90,7 +90,7 @@ def test_audio_zoo_lists_audio_files_only(models: Path, capsys: pytest.CaptureFi
     listing = capsys.readouterr().out
     assert "encodec " in listing and "audio models" in listing and "tiny48" in listing
     with pytest.raises(ModelFileError, match="not in the zoo"):
-        ncodec.encode(read_audio(Path(__file__).parent.parent / "samples" / "speech.flac"), codec="encodec",
+        ncodec.encode(read_audio(Path(__file__).resolve().parents[3] / "samples" / "speech.flac"), codec="encodec",
                       model="nonesuch")
 
 

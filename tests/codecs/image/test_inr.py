@@ -27,7 +27,7 @@ from ncodec.models.inr.layers import FourierMLP, Siren, coordinate_grid
 from ncodec.models.inr.quantize import quantize, soft_round
 from ncodec.media.types import Image
 
-SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "garden.png"
+SAMPLE = Path(__file__).resolve().parents[3] / "samples" / "garden.png"
 SMALL = {"levels": 4, "syn_hidden": 12, "arm_hidden": 8, "arm_context": 12}
 
 

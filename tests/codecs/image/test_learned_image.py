@@ -20,7 +20,7 @@ from ncodec.errors import BitstreamError, MediaError, ModelFileError, ModelMisma
 from ncodec.codecs.registry import default_codec
 from ncodec.zoo import find_model, load_model, save_model, state_dict_hash, zoo_models
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 SAMPLE = ROOT / "samples" / "garden.png"
 
 
