@@ -15,6 +15,7 @@ from typing import Any, Sequence
 
 from . import api
 from .errors import Error, UsageError
+from .media.formats import LOSSLESS_AUDIO_SUFFIXES
 from .media.io import (atomic_output, audio_format_for, detect_media, video_format_for, write_audio, write_image,
                        write_video_lossless)
 from .media.types import Audio, Image, Video
@@ -92,7 +93,7 @@ def _default_output(args: argparse.Namespace, media: Image | Audio | Video) -> s
         suffix = ".png"
     elif isinstance(media, Video):
         suffix = ".mkv"   # FFV1, lossless: the file holds exactly the decoded frames
-    elif suffix not in (".wav", ".flac", ".aiff", ".aif"):
+    elif suffix not in LOSSLESS_AUDIO_SUFFIXES:
         suffix = ".wav"
     stem = src.with_suffix("") if src.suffix == STREAM_SUFFIX else src
     target = stem.with_suffix(suffix) if src.suffix == STREAM_SUFFIX else Path(str(src) + suffix)

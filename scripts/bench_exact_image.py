@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -21,8 +20,8 @@ from PIL import Image as PILImage
 
 from ncodec.codecs.image.learned import LearnedImageCodec
 from ncodec.models.image.hyperprior import HyperpriorModel
+from ncodec.media.formats import media_files
 
-SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 
 
 def _timed_params(net: HyperpriorModel, z_hat: torch.Tensor, exact: bool, repeats: int = 3) -> tuple[torch.Tensor, float]:
@@ -43,7 +42,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--max-files", type=int, default=None)
     args = p.parse_args(argv)
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    files = sorted(f for f in Path(args.data).iterdir() if f.suffix.lower() in SUFFIXES)[: args.max_files]
+    files = media_files(args.data, "image")[: args.max_files]
     qualities = args.quality or (LearnedImageCodec.eval_fixed_points() if args.model is None else [None])
     totals = []
     for quality in qualities:

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image as PILImage
 
-SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm"}
+from ncodec.media.formats import media_files
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("folder")
     p.add_argument("--max-files", type=int)
     args = p.parse_args(argv)
-    files = sorted(f for f in Path(args.folder).iterdir() if f.suffix.lower() in SUFFIXES)[: args.max_files]
+    files = media_files(args.folder, "image")[: args.max_files]
     ncodec = [sys.executable, "-m", "ncodec"]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

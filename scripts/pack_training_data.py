@@ -24,10 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ncodec.media.formats import media_files
+
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "data"
-IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png"}
-AUDIO_EXTENSIONS = {".flac", ".wav", ".opus", ".ogg"}
 
 
 def folder_bytes(folder: Path) -> int:
@@ -38,7 +38,7 @@ def folder_bytes(folder: Path) -> int:
 def pack_images(data: Path, out: Path, val: int) -> None:
     """Training photos as they are, and the first ``val`` dev images."""
     for sub, source, limit in (("train", data / "images" / "train", None), ("val", data / "images" / "dev", val)):
-        files = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)[:limit]
+        files = media_files(source, "image")[:limit]
         (out / sub).mkdir(parents=True, exist_ok=True)
         for path in files:
             shutil.copy2(path, out / sub / path.name)
@@ -69,7 +69,7 @@ def pack_audio(data: Path, out: Path, rate: int, quality: float, val_seconds: fl
         for sub, source in (("train", data / "audio" / kind / "train"), ("val", data / "audio" / kind / "dev")):
             target = out / sub
             target.mkdir(parents=True, exist_ok=True)
-            files = sorted(p for p in source.iterdir() if p.suffix.lower() in AUDIO_EXTENSIONS)
+            files = media_files(source, "audio")
             for path in files:
                 name = f"{kind}_{path.stem}"
                 if sub == "train":

@@ -25,17 +25,17 @@ from PIL import Image as PILImage
 from ncodec.models.image import hyperprior as models
 from ncodec.progress import Progress
 from ncodec.zoo import load_weights, save_model
+from ncodec.media.formats import media_files
 
 LAMBDAS = {1: 0.0018, 2: 0.0035, 3: 0.0067, 4: 0.0130, 5: 0.0250, 6: 0.0483, 7: 0.0932, 8: 0.1800}
 ARCHS = {"bmshj2018-factorized": models.FactorizedPrior, "bmshj2018-hyperprior": models.ScaleHyperprior,
          "mbt2018-mean": models.MeanScaleHyperprior, "gmm-hyperprior": models.GaussianMixtureHyperprior}
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 
 
 def load_images(folder: Path, min_side: int) -> list[np.ndarray]:
     """Every RGB image of a folder as uint8 [H, W, 3] (images smaller than a crop are skipped)."""
     out = []
-    for path in sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
+    for path in media_files(folder, "image"):
         with PILImage.open(path) as im:
             arr = np.asarray(im.convert("RGB"))
         if min(arr.shape[:2]) >= min_side:

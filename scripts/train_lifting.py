@@ -25,13 +25,13 @@ from ncodec.codecs.image.subband_coder import encode_subbands
 from ncodec.codecs.image.wavelet_lossless import rct_forward
 from ncodec.models.learned_lifting import LearnedLifting, rate_proxy
 from ncodec.progress import Progress
+from ncodec.media.formats import media_files
 
-SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 
 
 def load_planes(folder: Path, limit: int | None = None) -> list[list[np.ndarray]]:
     """The RCT planes (int64) of every RGB image in a folder."""
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in SUFFIXES)[:limit]
+    files = media_files(folder, "image")[:limit]
     return [rct_forward(np.asarray(PILImage.open(p).convert("RGB"))) for p in files]
 
 

@@ -18,12 +18,10 @@ from typing import Any
 import numpy as np
 
 from ..codecs.audio.lossless import LosslessAudioCodec
+from ..media.formats import media_files
 from ..media.io import read_audio
 from ..media.types import Audio
 from .. import api
-
-AUDIO_SUFFIXES = {".flac", ".wav", ".opus", ".ogg"}
-
 
 def as_pcm(audio: Audio) -> Audio:
     """Integer PCM as is; float audio rounded to 16-bit PCM."""
@@ -85,7 +83,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--json", action="store_true", help="JSON lines (default: a table)")
     args = p.parse_args(argv)
     root = Path(args.data)
-    files = sorted(f for f in root.rglob("*") if f.suffix.lower() in AUDIO_SUFFIXES)
+    files = media_files(root, "audio", recursive=True)
     if not files:
         raise SystemExit(f"no audio files under {root}")
     codec = LosslessAudioCodec()

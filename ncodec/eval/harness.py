@@ -20,15 +20,13 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from ..errors import Error, MediaError
+from ..media import formats
 from ..progress import Progress
 from .codec import EvalCodec
 
 DEFAULT_TARGETS = {"image": (0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5), "audio": (6.0, 8.0, 12.0, 16.0, 24.0, 32.0)}
 RATE_KEY = {"image": "bpp", "audio": "kbps", "video": "bpp"}
 BD_QUALITY = {"image": "psnr", "audio": "neg_mel_distance", "video": "psnr"}  # higher is better
-_EXTENSIONS = {"image": {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm"},
-               "audio": {".wav", ".flac", ".ogg", ".opus", ".aiff", ".aif"},
-               "video": {".mp4", ".mkv", ".avi", ".webm", ".mov", ".y4m"}}
 
 
 def resolve_codec(name: str, media: str) -> EvalCodec:
@@ -46,7 +44,7 @@ def media_files(folder: Path, media: str) -> list[Path]:
     """The media files directly in ``folder``, sorted."""
     if not folder.is_dir():
         raise Error(f"no such folder: {folder}")
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in _EXTENSIONS[media])
+    files = formats.media_files(folder, media)
     if not files:
         raise Error(f"no {media} files in {folder}")
     return files

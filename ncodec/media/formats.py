@@ -7,14 +7,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["AUDIO_SUFFIXES", "AUDIO_WRITE_FORMATS", "IMAGE_SUFFIXES", "VIDEO_CONTAINERS", "VIDEO_SUFFIXES",
-           "VIDEO_WRITE_FORMATS",
-           "media_files"]
+__all__ = ["AUDIO_SUFFIXES", "AUDIO_WRITE_FORMATS", "IMAGE_SUFFIXES", "LOSSLESS_AUDIO_SUFFIXES", "VIDEO_CONTAINERS",
+           "VIDEO_SUFFIXES", "VIDEO_WRITE_FORMATS", "media_files"]
 
 #: Suffixes read as images (Pillow), audio (libsndfile through soundfile) and video (PyAV).
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm")
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".opus", ".aiff", ".aif", ".mp3")
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".mov", ".avi", ".ivf", ".y4m")
+#: Audio outputs that hold decoded PCM exactly (`ncodec decompress` keeps an input's suffix only if listed).
+LOSSLESS_AUDIO_SUFFIXES = (".wav", ".flac", ".aiff", ".aif")
 #: soundfile container per audio output suffix (lossless, or Ogg for Opus / Vorbis input).
 AUDIO_WRITE_FORMATS = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG", ".opus": "OGG", ".aiff": "AIFF", ".aif": "AIFF"}
 #: FFmpeg muxer per video suffix, for lossy encodes (the video peers).
