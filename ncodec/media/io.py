@@ -224,20 +224,37 @@ def read_audio_float(path: str | Path) -> tuple[np.ndarray, int]:
     return np.ascontiguousarray(data.T), int(rate)
 
 
+def audio_info(path: str | Path) -> tuple[int, int, int]:
+    """(sample rate, channels, frames) of an audio file, from its header; MediaError when unreadable."""
+    import soundfile as sf
+
+    try:
+        info = sf.info(str(path))
+    except Exception as exc:  # soundfile raises several kinds on unreadable files
+        raise MediaError(f"cannot read audio {path}: {str(exc).splitlines()[0][:200]}") from None
+    return int(info.samplerate), int(info.channels), int(info.frames)
+
+
+def read_audio_frames(path: str | Path, start: int = 0, frames: int = -1) -> tuple[np.ndarray, int]:
+    """``frames`` frames (-1: to the end) of an audio file from frame ``start`` on, float32 ``[n, channels]``,
+    and the file's rate."""
+    import soundfile as sf
+
+    with sf.SoundFile(str(path)) as f:
+        f.seek(min(max(0, int(start)), f.frames))
+        return f.read(frames=int(frames), dtype="float32", always_2d=True), int(f.samplerate)
+
+
 def read_mono(path: str | Path, seconds: float | None = None, sample_rate: int | None = None,
               offset: float = 0.0) -> tuple["torch.Tensor", int]:
     """``seconds`` of an audio file from ``offset`` on, as mono float32 ``[T]``, resampled to ``sample_rate``."""
-    import soundfile as sf
     import torch
 
     from .resample import resample
 
-    with sf.SoundFile(str(path)) as f:
-        rate = f.samplerate
-        start = min(round(offset * rate), f.frames)
-        f.seek(start)
-        frames = -1 if seconds is None else round(seconds * rate)
-        data = f.read(frames=frames, dtype="float32", always_2d=True)
+    rate, _, total = audio_info(path)
+    count = -1 if seconds is None else round(seconds * rate)
+    data, rate = read_audio_frames(path, min(round(offset * rate), total), count)
     mono = torch.from_numpy(data @ np.full(data.shape[1], 1 / data.shape[1], np.float32))  # channel mean, fast
     if sample_rate is None or sample_rate == rate:
         return mono, rate

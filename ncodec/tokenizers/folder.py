@@ -22,9 +22,9 @@ from typing import Any, Callable
 
 import torch
 
-from ..errors import Error
+from ..errors import Error, MediaError
 from ..media.formats import media_files
-from ..media.io import read_audio_float
+from ..media.io import audio_info, read_audio_float
 from ..progress import Progress
 from .tokenizer import Tokenizer
 
@@ -112,13 +112,11 @@ def tokenize_folder(folder: str | os.PathLike, out: str | os.PathLike, tokenizer
     summary = TokenizeSummary()
     pending = [rel for rel in audio_files(folder) if rel not in done]
     lengths: dict[str, float] = {}
-    import soundfile as sf
-
     for rel in pending:
         try:
-            info = sf.info(str(folder / rel))
-            lengths[rel] = info.frames / info.samplerate
-        except Exception as exc:  # soundfile raises several kinds on unreadable files
+            rate, _, frames = audio_info(folder / rel)
+            lengths[rel] = frames / rate
+        except MediaError as exc:
             summary.failed[rel] = str(exc).splitlines()[0][:200]
             if warn:
                 warn(f"{rel}: skipped ({summary.failed[rel]})")

@@ -21,7 +21,9 @@ from torch import Tensor
 from .. import bitstream
 from ..codecs.audio.neural import NeuralAudioCodec
 from ..eval.metrics import mel_distance, si_sdr
+from ..errors import MediaError
 from ..media.formats import media_files
+from ..media.io import audio_info, read_audio_frames
 from ..media.resample import Resampler
 from ..media.types import Audio
 from ..models.audio.encodec import SEANetCodecModel
@@ -36,7 +38,7 @@ __all__ = ["AudioFile", "SegmentSampler", "Trainer", "cosine_lr", "count_prior",
 
 @dataclass(frozen=True)
 class AudioFile:
-    """An audio file's path and facts (soundfile's)."""
+    """An audio file's path and facts (from its header)."""
 
     path: Path
     sample_rate: int
@@ -46,20 +48,18 @@ class AudioFile:
 
 def scan_audio(folders: Sequence[str | Path]) -> list[AudioFile]:
     """Every readable audio file of the folders (sorted per folder), skipping empty ones."""
-    import soundfile as sf
-
     out = []
     for folder in map(Path, folders):
         if not folder.is_dir():
             raise SystemExit(f"no audio folder {folder}")
         for path in media_files(folder, "audio"):
             try:
-                info = sf.info(str(path))
-            except RuntimeError as exc:
+                rate, channels, frames = audio_info(path)
+            except MediaError as exc:
                 print(f"skipping {path}: {exc}", file=sys.stderr)
                 continue
-            if info.frames > 0:
-                out.append(AudioFile(path, int(info.samplerate), int(info.channels), int(info.frames)))
+            if frames > 0:
+                out.append(AudioFile(path, rate, channels, frames))
     return out
 
 
@@ -88,8 +88,6 @@ class SegmentSampler:
 
     def read(self, file: AudioFile, gen: np.random.Generator) -> Tensor:
         """One segment ``[1, length]`` (float32, channel mean) from a random place of ``file``."""
-        import soundfile as sf
-
         rate = file.sample_rate
         step = rate // math.gcd(rate, self.rate)  # source starts on this grid map to whole output samples
         need = math.ceil(self.length * rate / self.rate)
@@ -97,9 +95,7 @@ class SegmentSampler:
         margin = 0 if rate == self.rate else step * math.ceil(self.margin * rate / step)
         lo = start - margin if start >= margin else 0
         hi = min(file.frames, start + need + margin)
-        with sf.SoundFile(str(file.path)) as f:
-            f.seek(lo)
-            data = f.read(hi - lo, dtype="float32", always_2d=True)
+        data, _ = read_audio_frames(file.path, lo, hi - lo)
         x = torch.from_numpy(data.mean(axis=1))
         if rate != self.rate:
             x = self._resampler(rate).process(x, final=True)
@@ -126,16 +122,13 @@ class SegmentSampler:
 
 def load_validation(folders: Sequence[str], limit: int, seconds: float) -> list[tuple[str, Audio]]:
     """The first ``limit`` files (taken from the folders in turn), their first ``seconds``, mixed to mono."""
-    import soundfile as sf
-
     per_folder = [scan_audio([f]) for f in folders]
     picked: list[AudioFile] = []
     for i in range(max((len(p) for p in per_folder), default=0)):
         picked += [p[i] for p in per_folder if i < len(p)]
     clips = []
     for file in picked[:limit]:
-        data, rate = sf.read(str(file.path), frames=round(seconds * file.sample_rate), dtype="float32",
-                             always_2d=True)
+        data, rate = read_audio_frames(file.path, 0, round(seconds * file.sample_rate))
         clips.append((file.path.name, Audio(np.ascontiguousarray(data.mean(axis=1)), int(rate))))
     return clips
 
