@@ -16,15 +16,17 @@ import torch
 
 from ..errors import ModelFileError
 from ..models.image.hyperprior import GaussianMixtureHyperprior, ImageCompressionModel
+from ..models.image.variable_rate import GainedMeanScaleHyperprior
 from .compressai import ARCHITECTURES
 from .files import load_weights, model_dirs, read_metadata, state_dict_hash
 
 __all__ = ["ALL_ARCHITECTURES", "ZooModel", "architecture_name", "build_model", "find_model", "load_model",
            "save_model", "zoo_models"]
 
-#: Every architecture ncodec builds (the CompressAI ones plus the mixture model).
+#: Every architecture ncodec builds (the CompressAI ones, the mixture model, the variable-rate model).
 ALL_ARCHITECTURES: dict[str, type[ImageCompressionModel]] = {**ARCHITECTURES,
-                                                              "gmm-hyperprior": GaussianMixtureHyperprior}
+                                                              "gmm-hyperprior": GaussianMixtureHyperprior,
+                                                              "mbt2018-mean-gained": GainedMeanScaleHyperprior}
 MAX_CHANNELS = 1024          # N, M beyond this in a file's metadata are refused (no huge allocations)
 MAX_MIXTURE = 16
 _ZOO_FILE = re.compile(r"(?P<name>[A-Za-z0-9_.-]+?)-q(?P<quality>\d{1,2})\.safetensors")
