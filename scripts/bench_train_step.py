@@ -1,9 +1,11 @@
 """Milliseconds per training step of the learned image models, per precision and memory layout.
 
 For each architecture: a full step (forward, rate-distortion loss, backward, Adam step, the
-auxiliary step) at a fixed batch and crop, in fp32, under bf16 autocast, and under bf16
-autocast with channels-last tensors (the layout oneDNN's AMX kernels want). Median of
-``--steps`` timed steps after ``--warmup``; ratios against fp32 printed in the same run.
+auxiliary step) at a fixed batch and crop, in fp32 and under bf16 autocast, each with
+contiguous and channels-last tensors (the layout oneDNN's kernels want). Median of
+``--steps`` timed steps after ``--warmup``; ratios against fp32 printed in the same run. The
+first line says what the CPU offers: bf16 pays only where oneDNN has bf16 kernels (AVX-512
+BF16 or AMX); elsewhere torch falls back to a slow reference convolution.
 
     python scripts/bench_train_step.py --batch 8 --crop 128 --json
 """
@@ -21,7 +23,7 @@ from ncodec.models.image.variable_rate import GainedMeanScaleHyperprior, lambda_
 from ncodec.train.image import rd_loss
 
 ARCHS = {"mbt2018-mean": MeanScaleHyperprior, "mbt2018-mean-gained": GainedMeanScaleHyperprior}
-MODES = ("fp32", "bf16", "bf16-channels-last")
+MODES = ("fp32", "fp32-channels-last", "bf16", "bf16-channels-last")
 
 
 def step_times(arch: str, mode: str, batch: int, crop: int, n: int, m: int, warmup: int, steps: int) -> list[float]:
@@ -71,6 +73,9 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    facts = {"cpu_capability": torch.backends.cpu.get_cpu_capability(),
+             "onednn_bf16": bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()), "torch": torch.__version__}
+    print(json.dumps(facts) if args.json else "  ".join(f"{k}: {v}" for k, v in facts.items()), flush=True)
     for arch in args.arch.split(","):
         base = None
         for mode in args.modes.split(","):

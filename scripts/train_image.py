@@ -94,6 +94,9 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     gen = np.random.default_rng(args.seed)
+    if args.amp and device.type == "cpu" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        print(f"warning: this CPU ({torch.backends.cpu.get_cpu_capability()}) has no oneDNN bf16 kernels: --amp "
+              f"runs convolutions on a slow fallback (scripts/bench_train_step.py measures it)", flush=True)
     variable = args.arch == "mbt2018-mean-gained"
     layout = torch.channels_last if args.channels_last else torch.contiguous_format
     model = ARCHS[args.arch](args.N, args.M).to(device)
