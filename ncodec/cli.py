@@ -186,7 +186,8 @@ def cmd_list(args: argparse.Namespace) -> None:
             print(json.dumps({"model": m.name, "quality": m.quality, "architecture": m.architecture, "N": m.N,
                               "M": m.M, "path": str(m.path)}))
         else:
-            print(f"  {m.name:<24} q{m.quality:<3} {m.architecture} (N={m.N}, M={m.M})  {m.path}")
+            quality = f"q{m.quality}" if m.quality is not None else "q1-8"
+            print(f"  {m.name:<24} {quality:<4} {m.architecture} (N={m.N}, M={m.M})  {m.path}")
     if audio and not args.json:
         print("\naudio models (--codec encodec --model NAME):")
     for a in audio:

@@ -16,12 +16,12 @@ from .audio import (AUDIO_ARCHITECTURES, AudioZooModel, audio_zoo_models, build_
 from .convert import DAC_ARCHITECTURES, ENCODEC_ARCHITECTURES, from_dac, from_encodec
 from .compressai import ARCHITECTURES, CONFIGS, compressai_config, from_compressai
 from .files import BUNDLED_DIR, MODELS_ENV, StateDictOrPath, load_weights, model_dirs, read_metadata, state_dict_hash
-from .image import (ALL_ARCHITECTURES, ZooModel, architecture_name, build_model, find_model, load_model, save_model,
-                    zoo_models)
+from .image import (ALL_ARCHITECTURES, VARIABLE_RATE, ZooModel, architecture_name, build_model, find_model,
+                    load_model, save_model, zoo_models)
 
 __all__ = ["ALL_ARCHITECTURES", "ARCHITECTURES", "AUDIO_ARCHITECTURES", "AudioZooModel", "BUNDLED_DIR", "CONFIGS",
            "DAC_ARCHITECTURES", "ENCODEC_ARCHITECTURES", "from_dac", "from_encodec",
-           "MODELS_ENV", "StateDictOrPath", "ZooModel", "architecture_name", "audio_zoo_models", "build_audio_model",
+           "MODELS_ENV", "StateDictOrPath", "VARIABLE_RATE", "ZooModel", "architecture_name", "audio_zoo_models", "build_audio_model",
            "build_model", "compressai_config", "find_audio_model", "find_model", "from_compressai", "load_audio_model",
            "load_model", "load_weights", "model_dirs", "model_identity", "read_metadata", "save_audio_model",
            "save_model", "state_dict_hash", "zoo_models"]

@@ -20,13 +20,15 @@ from ..models.image.variable_rate import GainedMeanScaleHyperprior
 from .compressai import ARCHITECTURES
 from .files import load_weights, model_dirs, read_metadata, state_dict_hash
 
-__all__ = ["ALL_ARCHITECTURES", "ZooModel", "architecture_name", "build_model", "find_model", "load_model",
+__all__ = ["ALL_ARCHITECTURES", "VARIABLE_RATE", "ZooModel", "architecture_name", "build_model", "find_model", "load_model",
            "save_model", "zoo_models"]
 
 #: Every architecture ncodec builds (the CompressAI ones, the mixture model, the variable-rate model).
 ALL_ARCHITECTURES: dict[str, type[ImageCompressionModel]] = {**ARCHITECTURES,
                                                               "gmm-hyperprior": GaussianMixtureHyperprior,
                                                               "mbt2018-mean-gained": GainedMeanScaleHyperprior}
+#: Architectures whose one file codes a continuous range of qualities.
+VARIABLE_RATE = frozenset({"mbt2018-mean-gained"})
 MAX_CHANNELS = 1024          # N, M beyond this in a file's metadata are refused (no huge allocations)
 MAX_MIXTURE = 16
 _ZOO_FILE = re.compile(r"(?P<name>[A-Za-z0-9_.-]+?)-q(?P<quality>\d{1,2})\.safetensors")
@@ -34,10 +36,11 @@ _ZOO_FILE = re.compile(r"(?P<name>[A-Za-z0-9_.-]+?)-q(?P<quality>\d{1,2})\.safet
 
 @dataclass(frozen=True)
 class ZooModel:
-    """A model file of the zoo: its name and quality (from the file name) and architecture (from its metadata)."""
+    """A model file of the zoo: its name and quality (from the file name; None for a variable-rate model)
+    and architecture (from its metadata)."""
 
     name: str
-    quality: int
+    quality: int | None
     architecture: str
     N: int
     M: int
@@ -62,24 +65,28 @@ def _architecture_of(meta: Mapping[str, str], where: str) -> tuple[str, int, int
 
 
 def zoo_models() -> list[ZooModel]:
-    """Every zoo file found (a name and quality found twice: the first folder wins); unreadable files are skipped."""
-    seen: dict[tuple[str, int], ZooModel] = {}
+    """Every zoo file found (a name and quality found twice: the first folder wins); unreadable files are skipped.
+
+    Fixed-rate models are ``<name>-q<quality>.safetensors``; a variable-rate model is one file,
+    ``<name>.safetensors``, listed with quality None (it codes every quality).
+    """
+    seen: dict[tuple[str, int | None], ZooModel] = {}
     for folder in model_dirs():
         if not folder.is_dir():
             continue
         for path in sorted(folder.glob("*.safetensors")):
             match = _ZOO_FILE.fullmatch(path.name)
-            if not match:
-                continue
-            key = (match["name"], int(match["quality"]))
+            key = (match["name"], int(match["quality"])) if match else (path.stem, None)
             if key in seen:
                 continue
             try:
                 arch, n, m, k = _architecture_of(read_metadata(path), str(path))
             except ModelFileError:
                 continue
+            if (key[1] is None) != (arch in VARIABLE_RATE):
+                continue  # a fixed-rate model needs its quality in the name; a variable-rate one has none
             seen[key] = ZooModel(key[0], key[1], arch, n, m, k, path)
-    return sorted(seen.values(), key=lambda z: (z.name, z.quality))
+    return sorted(seen.values(), key=lambda z: (z.name, z.quality or 0))
 
 
 def find_model(name: str, quality: int | None = None) -> ZooModel:
@@ -89,7 +96,7 @@ def find_model(name: str, quality: int | None = None) -> ZooModel:
         names = sorted({z.name for z in zoo_models()})
         raise ModelFileError(f"model {name!r} is not in the zoo (searched {', '.join(map(str, model_dirs()))}); "
                              f"available: {', '.join(names) or 'none'}; or pass a .safetensors path")
-    if quality is None:
+    if quality is None or found[0].quality is None:  # a variable-rate model codes every quality itself
         return found[(len(found) - 1) // 2]
     for z in found:
         if z.quality == int(quality):

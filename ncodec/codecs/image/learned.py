@@ -25,23 +25,43 @@ from ...progress import Progress
 from ..registry import register
 from ..base import Codec
 from ...models.image.hyperprior import HyperpriorModel, ImageCompressionModel
+from ...models.image.variable_rate import LEVELS, GainedMeanScaleHyperprior
 
 DEFAULT_MODEL = "mbt2018-mean-tiny"
+DEFAULT_VARIABLE_QUALITY = 4.0   # a variable-rate model's quality when none is given
 MAX_PIXELS = 1 << 26        # 64 Mpixel: the float synthesis of a larger image would need tens of GB
 Y_CHUNK, Z_CHUNK = "LATY", "LATZ"
 
 
-def _model_from_option(model: str | os.PathLike | None, quality: int | None
+def _fixed_quality(quality: float | None) -> int | None:
+    if quality is not None and not float(quality).is_integer():
+        raise MediaError(f"learned models have integer qualities (the zoo's files), got {quality!r}; "
+                         f"variable-rate models take any quality in 1-{LEVELS}")
+    return None if quality is None else int(quality)
+
+
+def _model_from_option(model: str | os.PathLike | None, quality: float | None
                        ) -> tuple[ImageCompressionModel, dict[str, Any]]:
-    """(network, facts) for a zoo name or a weights path (quality only picks among a zoo name's files)."""
+    """(network, facts) for a zoo name or a weights path. A fixed-rate model's quality picks among a zoo
+    name's files (an integer); a variable-rate model codes at ``quality`` itself (1.0 ... 8.0)."""
     name = DEFAULT_MODEL if model is None else str(model)
     if name.endswith(".safetensors") or os.sep in name or Path(name).is_file():
         net, facts = zoo.load_model(name)
-        facts.update(name=Path(name).stem, quality=int(quality) if quality is not None else None)
-        return net, facts
-    entry = zoo.find_model(name, quality)
-    net, facts = zoo.load_model(entry.path)
-    facts.update(name=entry.name, quality=entry.quality)
+        facts.update(name=Path(name).stem)
+        file_quality = None
+    else:
+        entry = zoo.find_model(name, None if quality is None or not float(quality).is_integer() else int(quality))
+        net, facts = zoo.load_model(entry.path)
+        facts.update(name=entry.name)
+        file_quality = entry.quality
+    if facts["architecture"] in zoo.VARIABLE_RATE:
+        q = DEFAULT_VARIABLE_QUALITY if quality is None else float(quality)
+        if not 1.0 <= q <= LEVELS:
+            raise MediaError(f"variable-rate models code qualities 1-{LEVELS}, got {quality!r}")
+        facts["quality"] = q
+    else:
+        fixed = _fixed_quality(quality)
+        facts["quality"] = file_quality if file_quality is not None else fixed
     return net, facts
 
 
@@ -56,11 +76,18 @@ class LearnedImageCodec(Codec):
     description = ("lossy images: learned hyperprior-family models (CompressAI-compatible weights), "
                    "entropy parameters exact on every device")
 
-    def __init__(self, model: str | os.PathLike | None = None, quality: int | None = None, device: str = "cpu"):
-        if quality is not None and (not float(quality).is_integer() or not 0 <= float(quality) <= 99):
-            raise MediaError(f"learned models have integer qualities (the zoo's files), got {quality!r}")
-        quality = None if quality is None else int(quality)
+    def __init__(self, model: str | os.PathLike | None = None, quality: float | None = None, device: str = "cpu"):
+        if quality is not None:
+            try:
+                quality = float(quality)
+            except (TypeError, ValueError):
+                raise MediaError(f"quality must be a number, got {quality!r}") from None
+            if not (math.isfinite(quality) and 0 <= quality <= 99):
+                raise MediaError(f"learned qualities lie in 0-99 (zoo files) or 1-{LEVELS} (variable-rate), "
+                                 f"got {quality!r}")
         self.net, self.facts = _model_from_option(model, quality)
+        #: One model for every rate: the quality travels in the stream and steers the gains.
+        self.variable = isinstance(self.net, GainedMeanScaleHyperprior)
         try:
             self.device = torch.device(device)
         except RuntimeError as exc:
@@ -103,13 +130,15 @@ class LearnedImageCodec(Codec):
         cfg = header.config
         try:
             name, quality = str(cfg["model"]), cfg.get("quality")
-            quality = None if quality is None else int(quality)
+            quality = None if quality is None else float(quality)
         except (KeyError, TypeError, ValueError):
             raise BitstreamError("corrupt learned-image header: no model name") from None
         model = options.get("model")
         try:
             codec = cls(model=model if model is not None else name, quality=quality,
                         device=options.get("device", "cpu"))
+        except MediaError as exc:
+            raise BitstreamError(f"corrupt learned-image header: {exc}") from None
         except ModelFileError as exc:
             if model is not None:
                 raise
@@ -136,7 +165,7 @@ class LearnedImageCodec(Codec):
         px = torch.tensor(image.pixels, dtype=torch.float32).permute(2, 0, 1)[None]  # a copy: pixels may be read-only
         x = px.expand(1, 3, -1, -1) if image.channels == 1 else px
         x = x.to(self.device).div(255)
-        enc = self.net.compress(x)
+        enc = self.net.compress(x, quality=self.facts["quality"]) if self.variable else self.net.compress(x)
         strings = [s[0] for s in enc["strings"]]
         chunks = [(Y_CHUNK, strings[0])] + ([(Z_CHUNK, strings[1])] if len(strings) > 1 else [])
         meta = {"media": "image", "width": image.width, "height": image.height, "channels": image.channels,
@@ -174,7 +203,8 @@ class LearnedImageCodec(Codec):
             raise BitstreamError(f"stream lacks the {', '.join(missing)} chunk(s)")
         strings = [[found[k]] for k in kinds]
         with torch.no_grad():
-            x_hat = self.net.decompress(strings, latent, size=(h, w))["x_hat"]
+            extra = {"quality": self.facts["quality"]} if self.variable else {}
+            x_hat = self.net.decompress(strings, latent, size=(h, w), **extra)["x_hat"]
         px = torch.round(x_hat[0] * 255).clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
         if c == 1:  # coded as gray RGB: the mean of the three decoded planes
             px = np.round(x_hat[0].mean(0).mul(255).clamp(0, 255).cpu().numpy())[..., None].astype(np.uint8)
