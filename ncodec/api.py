@@ -134,8 +134,12 @@ def codec_for(media: Image | Audio | Video, codec: str | None = None, **options:
     name = codec or default_codec(kind, media)
     try:
         impl = get_codec(name, **options)
+    except Error:
+        raise
     except TypeError as e:
         raise UsageError(f"codec {name!r} does not take these options: {e}") from None
+    except (ValueError, OverflowError) as e:  # a codec's own float()/int() of an option
+        raise UsageError(f"codec {name!r}: bad option value ({e})") from None
     if impl.media != kind:
         raise CodecMediaError(f"codec {name!r} takes {impl.media}, but this input is {kind}")
     return impl
@@ -208,17 +212,34 @@ def decode(data: Any, progress: Progress | None = None, **options: Any) -> Any:
     return from_media(decode_media(data, progress, **options))
 
 
-def info(data: Any) -> dict[str, Any]:
-    """Header, chunk table and bitrate of a stream, without decoding it."""
+def stream_media(data: Any) -> str | None:
+    """The kind of media a stream holds ("image", "audio" or "video"), from its header alone."""
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        data = io.BytesIO(bytes(data))
+    media = _reader(data).header.metadata.get("media")
+    return media if isinstance(media, str) else None
+
+
+def info(data: Any, verify: bool = True) -> dict[str, Any]:
+    """Header, chunk table and bitrate of a stream, without decoding it.
+
+    With ``verify`` (the default) every chunk's CRC, the index and the end marker are checked
+    too (`ChecksumError` / `BitstreamError` on a corrupt stream) and ``"verified"`` is True;
+    without, only the header and the chunk table are read and ``"verified"`` is False.
+    """
     if isinstance(data, (bytes, bytearray, memoryview)):
         data = io.BytesIO(bytes(data))
     reader = _reader(data)
     h = reader.header
     table = reader.chunk_table()
+    if verify:
+        for _ in reader:  # reads every payload: CRCs, the index's agreement, the end marker
+            pass
     size = _stream_size(data)
     out: dict[str, Any] = {"codec": h.codec, "format_version": h.version, "model_hash": h.model_hash,
                            "config": h.config, "metadata": h.metadata, "bytes": size,
-                           "chunks": [{"kind": c.kind, "offset": c.offset, "length": c.length} for c in table]}
+                           "chunks": [{"kind": c.kind, "offset": c.offset, "length": c.length} for c in table],
+                           "verified": bool(verify)}
     meta = h.metadata
     try:
         if meta.get("media") == "image":

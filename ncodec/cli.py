@@ -1,13 +1,18 @@
 """The ``ncodec`` command: compress, decompress, info, list, eval, tokenize, bench.
 
-Exit status: 0 on success, 2 on usage errors, 1 on any other failure with a one-line
-message (``--debug`` shows the traceback).
+Exit status: 0 on success; 1 on a failure (unreadable or corrupt input, an input that is no
+ncodec stream, a model that cannot be loaded); 2 on a command line that cannot be carried out
+as given (unknown options, a codec for another media, an output that is the input or a format
+that would lose data); 130 when interrupted; 141 when the reader of standard output went away
+(``ncodec info x | head``). Errors are one line on standard error (``--debug`` adds the
+traceback).
 """
 from __future__ import annotations
 
 import argparse
 import io
 import json
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -15,7 +20,7 @@ from typing import Any, Sequence
 
 from . import api
 from .errors import Error, UsageError
-from .media.formats import LOSSLESS_AUDIO_SUFFIXES
+from .media.formats import LOSSLESS_AUDIO_SUFFIXES, lossless_output_format
 from .media.io import (atomic_output, audio_format_for, detect_media, video_format_for, write_audio, write_image,
                        write_video_lossless)
 from .media.types import Audio, Image, Video
@@ -52,7 +57,21 @@ def _parse_options(pairs: Sequence[str]) -> dict[str, Any]:
     return out
 
 
+def _refuse_overwriting_input(src: str, out: str) -> None:
+    """UsageError when ``out`` is the input file itself: the same path, a hard link or a symlink to it."""
+    if src == "-" or out == "-":
+        return
+    try:
+        same = os.path.samefile(src, out)
+    except OSError:  # the output does not exist yet (or the input vanished): not the same file
+        same = False
+    if same or Path(src).resolve() == Path(out).resolve():
+        raise UsageError(f"{out} is the input file; refusing to write over it (--force does not change this)")
+
+
 def cmd_compress(args: argparse.Namespace) -> None:
+    if args.output:
+        _refuse_overwriting_input(args.input, args.output)
     data = _read_input(args.input)
     kind = detect_media(data[:64])
     if kind == "ncodec":
@@ -104,10 +123,12 @@ def _default_output(args: argparse.Namespace, media: Image | Audio | Video) -> s
 
 def _decompress_ecdc(args: argparse.Namespace, data: bytes) -> None:
     """EnCodec's .ecdc files, written as 16-bit PCM as EnCodec's own command does."""
-    audio = api.decode_ecdc(data, model=args.model)
     out = args.output or ("-" if args.input == "-" else str(Path(args.input).with_suffix(".wav")))
+    fmt = "WAV" if out == "-" else _output_format("audio", out)
+    _refuse_overwriting_input(args.input, out)
+    audio = api.decode_ecdc(data, model=args.model)
     with atomic_output(out, args.force) as f:
-        write_audio(f, audio, "WAV" if out == "-" else audio_format_for(out))
+        write_audio(f, audio, fmt)
     if out != "-":
         _say(args, f"{out}: decoded EnCodec .ecdc file ({len(data)} bytes)")
 
@@ -117,14 +138,18 @@ def cmd_decompress(args: argparse.Namespace) -> None:
     if api.is_ecdc(data):
         return _decompress_ecdc(args, data)
     if detect_media(data[:8]) != "ncodec":
-        raise UsageError(f"{args.input} is not an ncodec stream (compress it first)")
+        raise Error(f"{args.input} is not an ncodec stream (compress it first)")
+    kind = api.stream_media(data)
+    if args.output and args.output != "-":  # refuse before decoding, which may take long
+        _output_format(kind, args.output)
+        _refuse_overwriting_input(args.input, args.output)
     with Progress(1.0, "decompress") as progress:
         media = api.decode_media(data, progress, **({"model": args.model} if args.model else {}))
     out = args.output or _default_output(args, media)
+    _refuse_overwriting_input(args.input, out)
     with atomic_output(out, args.force) as f:
         if isinstance(media, Image):
-            fmt = "PNG" if out == "-" else (Path(out).suffix.lstrip(".").upper() or "PNG")
-            write_image(f, media, {"JPG": "JPEG", "TIF": "TIFF"}.get(fmt, fmt))
+            write_image(f, media, "PNG" if out == "-" else _output_format("image", out))
         elif isinstance(media, Video):
             buf = io.BytesIO()   # the muxer seeks back; stdout cannot
             write_video_lossless(buf, media, "matroska" if out == "-" else video_format_for(out))
@@ -133,6 +158,16 @@ def cmd_decompress(args: argparse.Namespace) -> None:
             write_audio(f, media, "WAV" if out == "-" else audio_format_for(out))
     if out != "-":
         _say(args, f"{out}: decoded {api.info(data)['codec']} stream ({len(data)} bytes)")
+
+
+def _output_format(kind: str | None, out: str) -> str:
+    """The format an output suffix names for decoded ``kind`` media; UsageError where it would lose data."""
+    if kind not in ("image", "audio", "video"):
+        raise Error(f"the stream does not say what media it holds ({kind!r})")
+    try:
+        return lossless_output_format(kind, out)
+    except ValueError as e:
+        raise UsageError(f"{out}: {e}") from None
 
 
 def _format_info(d: dict[str, Any]) -> str:
@@ -152,8 +187,10 @@ def _format_info(d: dict[str, Any]) -> str:
                      f"{d.get('kbps', float('nan')):.1f} kbps")
     for key, value in d.items():
         if key not in ("codec", "format_version", "model_hash", "bytes", "metadata", "chunks", "config", "bpp",
-                       "kbps", "duration_s"):
+                       "kbps", "duration_s", "verified"):
             lines.append(f"{key + ':':<10}{value}")
+    lines.append("checked:  every chunk's CRC, the index and the end marker" if d.get("verified")
+                 else "checked:  header and chunk table only (--no-verify)")
     lines.append(f"config:   {json.dumps(d['config'], sort_keys=True)}")
     lines.append(f"chunks:   {len(d['chunks'])}")
     for c in d["chunks"][:20]:
@@ -165,7 +202,7 @@ def _format_info(d: dict[str, Any]) -> str:
 
 def cmd_info(args: argparse.Namespace) -> None:
     source: Any = args.file if args.file != "-" else _read_input("-")
-    d = api.info(source)
+    d = api.info(source, verify=not args.no_verify)
     print(json.dumps(d, sort_keys=True) if args.json else _format_info(d))
 
 
@@ -267,6 +304,8 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("info", help="show a stream's codec, media, bitrate and chunk table")
     i.add_argument("file", help="ncodec stream, or - for stdin")
     i.add_argument("--json", action="store_true", help="one JSON object")
+    i.add_argument("--no-verify", action="store_true",
+                   help="read only the header and chunk table (default: check every chunk's CRC too)")
     i.set_defaults(func=cmd_info)
 
     ls = sub.add_parser("list", help="list the available codecs and models")
@@ -312,21 +351,42 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here, inside the handler, not at interpreter exit
         return 0
+    except BrokenPipeError:
+        _silence_stdout()
+        return 141
     except UsageError as e:
         if args.debug:
             traceback.print_exc()
-        print(f"ncodec: error: {e}", file=sys.stderr)
+        print(f"ncodec: error: {_one_line(str(e))}", file=sys.stderr)
         return 2
     except (Error, OSError) as e:
         if args.debug:
             traceback.print_exc()
         msg = str(e) if isinstance(e, Error) else f"{getattr(e, 'filename', '') or ''} {e.strerror or e}".strip()
-        print(f"ncodec: error: {msg}", file=sys.stderr)
+        print(f"ncodec: error: {_one_line(msg)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("ncodec: interrupted", file=sys.stderr)
         return 130
+
+
+def _one_line(message: str, limit: int = 400) -> str:
+    """An error message as one line: its first line, cut at ``limit`` characters (``--debug`` shows all)."""
+    lines = [line.strip() for line in message.strip().splitlines() if line.strip()] or ["(no message)"]
+    first = lines[0]
+    more = len(lines) > 1 or len(first) > limit
+    return (first[:limit] + (" [...] (--debug for the rest)" if more else "")).strip()
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so that the interpreter's own flush at exit does not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 if __name__ == "__main__":

@@ -1,14 +1,32 @@
 """The interface every codec implements, so the API, the CLI and `ncodec list` treat them alike."""
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from typing import Any, BinaryIO, ClassVar
 
 from .. import bitstream
+from ..errors import UsageError
 from ..media.types import Audio, Image
 from ..progress import Progress
 
 Media = Image | Audio
+
+
+def number_option(codec: str, name: str, value: Any, low: float, high: float, *, integer: bool = False,
+                  open_low: bool = False) -> float:
+    """A codec option as a finite number in [low, high] (``(low, high]`` with ``open_low``), or a `UsageError`
+    that says which option, what it got and what it takes (strings from the command line included)."""
+    kind = "a whole number" if integer else "a number"
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        raise UsageError(f"{codec}: {name} must be {kind}, got {value!r}") from None
+    below = number <= low if open_low else number < low
+    if not math.isfinite(number) or below or number > high or (integer and not number.is_integer()):
+        span = f"{'(' if open_low else '['}{low:g}, {high:g}]"
+        raise UsageError(f"{codec}: {name} must be {kind} in {span}, got {value!r}")
+    return number
 
 
 class Codec(ABC):

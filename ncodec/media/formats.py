@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["AUDIO_SUFFIXES", "AUDIO_WRITE_FORMATS", "IMAGE_SUFFIXES", "LOSSLESS_AUDIO_SUFFIXES", "VIDEO_CONTAINERS",
-           "VIDEO_SUFFIXES", "VIDEO_WRITE_FORMATS", "media_files"]
+__all__ = ["AUDIO_SUFFIXES", "AUDIO_WRITE_FORMATS", "IMAGE_SUFFIXES", "IMAGE_WRITE_FORMATS", "LOSSLESS_AUDIO_SUFFIXES",
+           "VIDEO_CONTAINERS", "VIDEO_SUFFIXES", "VIDEO_WRITE_FORMATS", "lossless_output_format", "media_files"]
 
 #: Suffixes read as images (Pillow), audio (libsndfile through soundfile) and video (PyAV).
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm")
@@ -23,7 +23,28 @@ VIDEO_CONTAINERS = {".mp4": "mp4", ".mkv": "matroska", ".webm": "webm", ".mov": 
 #: FFmpeg muxer per lossless video output suffix (FFV1 inside; FFmpeg's MOV muxer refuses FFV1).
 VIDEO_WRITE_FORMATS = {".mkv": "matroska", ".avi": "avi", ".mp4": "mp4"}
 
+#: Pillow format per image output suffix that holds decoded pixels exactly (8-bit; PNG holds 16-bit too).
+IMAGE_WRITE_FORMATS = {".png": "PNG", ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP", ".ppm": "PPM", ".pgm": "PPM"}
+_LOSSLESS_WRITES = {"image": IMAGE_WRITE_FORMATS,
+                    "audio": {s: f for s, f in AUDIO_WRITE_FORMATS.items() if s in LOSSLESS_AUDIO_SUFFIXES},
+                    "video": VIDEO_WRITE_FORMATS}
+
 _SUFFIXES = {"image": IMAGE_SUFFIXES, "audio": AUDIO_SUFFIXES, "video": VIDEO_SUFFIXES}
+
+
+def lossless_output_format(kind: str, path: str | Path) -> str:
+    """The format an output path's suffix names for decoded ``kind`` media, if it holds them exactly.
+
+    ValueError naming the suffixes that work otherwise: a lossy format (JPEG, MP3, Ogg), another
+    media's format (WAV for an image) or an unknown suffix would lose or mislabel the result.
+    """
+    writes = _LOSSLESS_WRITES[kind]
+    suffix = Path(path).suffix.lower()
+    if suffix not in writes:
+        said = f"'{suffix}'" if suffix else "no suffix"
+        raise ValueError(f"cannot write decoded {kind} as {said} without loss; use "
+                         + ", ".join(sorted(writes)))
+    return writes[suffix]
 
 
 def media_files(folder: str | Path, kind: str, recursive: bool = False) -> list[Path]:

@@ -55,13 +55,36 @@ def detect_media(prefix: bytes) -> str | None:
     return None
 
 
+def _wide_samples(im: object) -> bool:
+    """Whether Pillow is about to narrow 16-bit samples to 8 (its raw mode says 16 bits, its mode 8)."""
+    tiles = getattr(im, "tile", None) or []
+    return any(";16" in str(t[3]) for t in tiles) and getattr(im, "mode", "") not in ("I;16", "I;16B", "I;16L", "I")
+
+
 def read_image(source: str | Path | bytes | BinaryIO) -> Image:
-    """Decode an image file with Pillow into uint8 (or uint16 for 16-bit grayscale) pixels."""
+    """Decode an image file into uint8 pixels, or uint16 where the file has 16 bits per sample.
+
+    Pillow reads most formats; 16-bit colour PNG (which Pillow would narrow to 8 bits) goes
+    through `ncodec.media.png`, and any other file with 16-bit colour samples is refused
+    rather than read with its low byte lost.
+    """
     from PIL import Image as PILImage, UnidentifiedImageError
 
+    from . import png
+
+    if isinstance(source, (str, Path)):
+        try:
+            source = Path(source).read_bytes()
+        except OSError as e:
+            raise MediaError(f"cannot open {source}: {e.strerror}") from None
+    if isinstance(source, (bytes, bytearray)) and png.is_wide_png(bytes(source[:33])):
+        return Image(png.read_png16(bytes(source)), bit_depth=16)
     fp = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source
     try:
         with PILImage.open(fp) as im:
+            if _wide_samples(im):
+                raise MediaError(f"{im.format} image with 16-bit {im.mode} samples: ncodec reads 16-bit colour "
+                                 "from PNG files only (Pillow would drop the low byte); save it as 16-bit PNG")
             im.load()
             if im.mode in ("I;16", "I;16B", "I;16L", "I"):
                 arr = np.asarray(im).astype(np.int64)
@@ -124,13 +147,23 @@ def _read_prefix(path: Path, n: int = 64) -> bytes:
 
 
 def write_image(out: str | Path | BinaryIO, image: Image, fmt: str = "PNG") -> None:
-    """Write an image (PNG by default; 16-bit grayscale as 16-bit PNG)."""
+    """Write an image (PNG by default; 16-bit images as 16-bit PNG: gray through Pillow, colour through
+    `ncodec.media.png`; other formats hold 8-bit images only)."""
     from PIL import Image as PILImage
 
     px = image.pixels
     if px.dtype == np.uint16:
+        if fmt != "PNG":
+            raise MediaError(f"16-bit images are written as PNG, not {fmt}")
         if px.shape[2] != 1:
-            raise MediaError("Pillow writes 16-bit images only in grayscale")
+            from .png import write_png16
+
+            data = write_png16(px)
+            if isinstance(out, (str, Path)):
+                Path(out).write_bytes(data)
+            else:
+                out.write(data)
+            return
         im = PILImage.fromarray(px[:, :, 0].astype(np.int32), mode="I").convert("I;16")
     else:
         im = PILImage.fromarray(px[:, :, 0] if px.shape[2] == 1 else px)

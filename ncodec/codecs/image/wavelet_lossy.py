@@ -26,16 +26,17 @@ import torch
 from ... import bitstream
 from ...transforms import wavelet
 from ...entropy import residuals as rc
-from ...errors import BitstreamError, MediaError
+from ...errors import BitstreamError, MediaError, UsageError
 from ...media.types import Image
 from ...progress import Progress
 from ..registry import register
-from ..base import Codec
+from ..base import Codec, number_option
 from . import subband_coder
 from .subband_coder import Details, decode_subbands, encode_subbands
 
 CHUNK_KIND = "WAVQ"
 LEVELS = 5
+MAX_BPP = 64.0             # a rate target above this is no lossy target (16-bit RGBA is 64 bpp raw)
 ROUNDING = 0.30            # quantizer rounding offset: below 1/2 widens the dead zone (rate-distortion trade)
 OFFSET_STEPS = 64          # reconstruction offsets in 1/64 of a step
 RDO_LAMBDA = 0.1           # rate weight of the quantizer's decisions (steps^2 per estimated bit)
@@ -186,17 +187,18 @@ class WaveletCodec(Codec):
 
     def __init__(self, quality: float = 75.0, bpp: float | None = None, levels: int = LEVELS,
                  step: float | None = None):
-        if not 1 <= float(quality) <= 100 or (bpp is not None and not bpp > 0) or not 1 <= int(levels) <= 5:
-            raise MediaError("wavelet needs 1 <= quality <= 100, bpp > 0 and 1 <= levels <= 5")
-        self.quality, self.bpp, self.levels = float(quality), bpp, int(levels)
-        self.step = float(step) if step is not None else quality_to_step(quality)
+        self.quality = number_option(self.name, "quality", quality, 1, 100)
+        self.bpp = None if bpp is None else number_option(self.name, "bpp", bpp, 0, MAX_BPP, open_low=True)
+        self.levels = int(number_option(self.name, "levels", levels, 1, LEVELS, integer=True))
+        self.step = (number_option(self.name, "step", step, 0, 1 << 20, open_low=True) if step is not None
+                     else quality_to_step(self.quality))
 
     @classmethod
     def from_header(cls, header: bitstream.Header, **options: Any) -> "WaveletCodec":
         cfg = header.config
         try:
             codec = cls(levels=int(cfg["levels"]))
-        except (KeyError, TypeError, ValueError, MediaError):
+        except (KeyError, TypeError, ValueError, MediaError, UsageError):
             raise BitstreamError("corrupt wavelet header: bad configuration") from None
         if codec.levels > 5:
             raise BitstreamError("corrupt wavelet header: more levels than the stream layout holds offsets for")
@@ -246,8 +248,9 @@ class WaveletCodec(Codec):
         if f_lo <= 0:
             return d_lo
         f_hi, d_hi = excess(hi)
-        if f_hi > 0:
-            return d_hi  # even the coarsest step does not fit: the smallest stream there is
+        if f_hi > 0:  # even the coarsest step does not fit: say so rather than give a larger stream
+            raise MediaError(f"wavelet cannot code this image in bpp={self.bpp:g}: its smallest stream "
+                             f"(coarsest step) takes {8 * len(d_hi) / image.num_pixels:.4f} bpp")
         best, side = d_hi, 0
         for _ in range(24):
             if hi - lo <= 1 / 128:
