@@ -7,7 +7,7 @@ the waveform ``[B, channels, samples]`` at the model's rate. Causal models code 
 chunk at a time (`StreamingSEANet`, the same codes as one call); normalising (segmented)
 models need the per-segment volumes to decode at the right loudness: `encode_with_scales`
 returns them, and `decode` without them uses unit volumes. `encode_batch` codes a list of
-signals of different lengths together (see its notes), as ``ncodec tokenize`` does.
+signals of different lengths, each exactly as alone, as ``ncodec tokenize`` does.
 ``pattern(name)`` gives the interleaving patterns of `ncodec.tokenizers.patterns` for the
 tokenizer's number of codebooks.
 """
@@ -23,7 +23,7 @@ from torch import Tensor
 from ..models.audio.encodec import EncodedAudio, SEANetCodecModel
 from ..codecs.audio.neural import NeuralAudioCodec
 from ..media.pcm import downmix
-from ..models.audio.streaming import StreamingSEANet, encode_segment, is_streamable
+from ..models.audio.streaming import StreamingSEANet, is_streamable
 from ..media.resample import Resampler
 from .patterns import Pattern, get_pattern
 
@@ -164,46 +164,20 @@ class Tokenizer:
                      ) -> list[tuple[Tensor, Tensor | None]]:
         """Codes ``[K, T_i]`` (and volumes, normalising models) of signals ``[C_i, T_i]`` of any lengths.
 
-        Segmented models code every segment of the batch that has the same length together: the
-        codes are exactly each signal's own. Other models pad the signals with zeros to the
-        longest and cut each one's frames back out: for causal models every frame but the last
-        is the signal's own (the last one of a signal whose length is not a multiple of the hop
-        sees zeros where alone it would see its reflection).
+        Each signal is coded on its own, exactly as `encode_with_scales` codes it: a file's tokens
+        never depend on what else is in its batch. (Padding signals to a common length and coding
+        them together changed codes: float convolutions give slightly different numbers for other
+        shapes, and a code near a decision boundary flips.)
         """
         rates = [sample_rates] * len(waves) if isinstance(sample_rates, int) else list(sample_rates)
         if len(rates) != len(waves):
             raise ValueError("one sample rate per signal")
-        xs = []
-        for w, r in zip(waves, rates):
-            x = self.prepare(w, r)
-            if x.shape[0] != 1:
-                raise ValueError("encode_batch takes single signals [T] or [C, T]")
-            xs.append(x[0])
-        if not xs:
-            return []
-        model, k = self.model, self.num_codebooks
-        if model.segment is None:
-            longest = max(x.shape[-1] for x in xs)
-            batch = torch.stack([torch.nn.functional.pad(x, (0, longest - x.shape[-1])) for x in xs])
-            codes = model.encode(batch, self.bandwidth).codes
-            return [(codes[i, :, :model.encoder.frames(x.shape[-1])], None) for i, x in enumerate(xs)]
-        groups: dict[int, list[tuple[int, int, int]]] = {}  # segment size -> (signal, segment, start)
-        segments = [model.segments(x.shape[-1]) for x in xs]
-        for i, segs in enumerate(segments):
-            for j, (start, size) in enumerate(segs):
-                groups.setdefault(size, []).append((i, j, start))
-        found: dict[tuple[int, int], tuple[Tensor, Tensor | None]] = {}
-        for size, members in groups.items():
-            batch = torch.stack([xs[i][:, start:start + size] for i, _, start in members])
-            codes, scales = encode_segment(model, batch, k)
-            for n, (i, j, _) in enumerate(members):
-                found[(i, j)] = (codes[n], None if scales is None else scales[n])
         out = []
-        for i, segs in enumerate(segments):
-            parts = [found[(i, j)] for j in range(len(segs))]
-            vols = [s for _, s in parts]
-            out.append((torch.cat([c for c, _ in parts], dim=-1),
-                        None if vols[0] is None else torch.stack([v for v in vols if v is not None])))
+        for wav, rate in zip(waves, rates):
+            encoded = self.encode_with_scales(wav, rate)
+            if encoded.codes.shape[0] != 1:
+                raise ValueError("encode_batch takes single signals [T] or [C, T]")
+            out.append((encoded.codes[0], None if encoded.scales is None else encoded.scales[0]))
         return out
 
 

@@ -2,6 +2,8 @@
 (batches, output file, resuming after interruption). Small random-weight models, real speech."""
 from __future__ import annotations
 
+import shutil
+
 import json
 from pathlib import Path
 
@@ -121,8 +123,7 @@ def test_tokenizer_from_names_and_codecs(causal, tmp_path: Path, monkeypatch: py
 
 
 def test_encode_batch(causal, segmented, speech) -> None:
-    """Batches of different lengths and rates: segmented models give each signal's own codes; causal ones
-    all but possibly the last frame."""
+    """Batches of different lengths and rates give each signal's own codes, every frame, with either model."""
     waves = [speech[:, :7000], speech[:, 3000:27000], resample(speech[:, :16000], 24000, 16000), speech[:, :100]]
     rates = [24000, 24000, 16000, 24000]
     for model in (causal, segmented):
@@ -130,10 +131,11 @@ def test_encode_batch(causal, segmented, speech) -> None:
         for (codes, scales), wav, rate in zip(tok.encode_batch(waves, rates), waves, rates):
             alone = tok.encode_with_scales(wav, rate)
             assert codes.shape == alone.codes[0].shape
+            assert torch.equal(codes, alone.codes[0])
             if model is segmented:
-                assert torch.equal(codes, alone.codes[0]) and torch.allclose(scales, alone.scales[0])
+                assert torch.allclose(scales, alone.scales[0])
             else:
-                assert scales is None and torch.equal(codes[:, :-1], alone.codes[0, :, :-1])
+                assert scales is None
 
 
 # ------------------------------------------------------------------ ncodec tokenize
@@ -184,8 +186,25 @@ def test_tokenize_folder(zoo, corpus: Path, tmp_path: Path) -> None:
     batched = tmp_path / "batched.safetensors"
     _run(corpus, batched, batch_size=8)
     again, _ = read_tokens(batched)
-    for key, codes in tensors.items():
-        assert torch.equal(again[key][:, :-1], codes[:, :-1]), key
+    assert again.keys() == tensors.keys()
+    for key, codes in tensors.items():  # a file's tokens do not depend on its batch
+        assert torch.equal(again[key], codes), key
+
+
+def test_every_file_tokenized_alone_equals_the_batched_run(zoo, corpus: Path, tmp_path: Path) -> None:
+    batched = tmp_path / "all.safetensors"
+    _run(corpus, batched, batch_size=8, batch_seconds=600.0)
+    together, meta = read_tokens(batched)
+    for rel in meta["files"]:
+        single = tmp_path / "single" / rel
+        single.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(corpus / rel, single)
+        alone_out = tmp_path / f"alone-{rel.replace('/', '_')}.safetensors"
+        _run(single.parent, alone_out, batch_size=1)
+        alone, _ = read_tokens(alone_out)
+        name = Path(rel).name
+        assert torch.equal(alone[f"codes/{name}"], together[f"codes/{rel}"]), rel
+        shutil.rmtree(tmp_path / "single")
 
 
 def test_tokenize_resumes_after_interruption(zoo, corpus: Path, tmp_path: Path, monkeypatch) -> None:
