@@ -85,7 +85,8 @@ def cmd_compress(args: argparse.Namespace) -> None:
     codec = api.codec_for(media, args.codec, **options)
     out = args.output or ("-" if args.input == "-" else str(Path(args.input).with_suffix(STREAM_SUFFIX)))
     total = media.frames if isinstance(media, Audio) else 1
-    with Progress(total, f"compress {codec.name}") as progress, atomic_output(out, args.force) as f:
+    with Progress(total, f"compress {codec.name}", enabled=False if args.quiet else None) as progress, \
+            atomic_output(out, args.force) as f:
         api.encode_to(media, f, codec.name, progress, **options)
         written = f.tell() if out != "-" else None
     if written is not None:
@@ -143,7 +144,7 @@ def cmd_decompress(args: argparse.Namespace) -> None:
     if args.output and args.output != "-":  # refuse before decoding, which may take long
         _output_format(kind, args.output)
         _refuse_overwriting_input(args.input, args.output)
-    with Progress(1.0, "decompress") as progress:
+    with Progress(1.0, "decompress", enabled=False if args.quiet else None) as progress:
         media = api.decode_media(data, progress, **({"model": args.model} if args.model else {}))
     out = args.output or _default_output(args, media)
     _refuse_overwriting_input(args.input, out)
