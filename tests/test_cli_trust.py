@@ -168,7 +168,8 @@ def test_a_refused_weights_file_is_one_line(work: Path, capsys: pytest.CaptureFi
     weights = work / "wrong.safetensors"
     save_file({"g_a.0.weight": torch.zeros(3, 3)}, str(weights), metadata={"architecture": "mbt2018-mean",
                                                                           "N": "8", "M": "12"})
-    assert main(["compress", str(work / "garden.png"), str(work / "x.ncd"), "--model", str(weights)]) == 1
+    assert main(["compress", str(work / "garden.png"), str(work / "x.ncd"), "--codec", "learned",
+                 "--model", str(weights)]) == 1
     err = capsys.readouterr().err
     assert err.startswith("ncodec: error: ") and err.count("\n") == 1
 
