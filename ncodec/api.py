@@ -202,6 +202,17 @@ def codecs() -> list[CodecInfo]:
     return list_codecs()
 
 
+def codec_options(name: str) -> dict[str, Any]:
+    """The options a codec takes (``--quality``, ``--model``, ``--option KEY=VALUE``) and their defaults, read
+    from its constructor's signature (None where the codec chooses)."""
+    import inspect
+
+    signature = inspect.signature(codec_class(name).__init__)
+    return {p.name: (None if p.default is inspect.Parameter.empty else p.default)
+            for p in signature.parameters.values()
+            if p.name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+
+
 def models() -> tuple[list[ZooModel], list[AudioZooModel], list[Path]]:
     """The model files found: image models, audio models, and the folders searched (in order)."""
     return zoo_models(), audio_zoo_models(), model_dirs()

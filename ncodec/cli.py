@@ -16,11 +16,11 @@ import os
 import sys
 import traceback
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from . import api
 from .errors import Error, UsageError
-from .media.formats import LOSSLESS_AUDIO_SUFFIXES, lossless_output_format
+from .media.formats import LOSSLESS_AUDIO_SUFFIXES, lossless_output_format, media_files
 from .media.io import (atomic_output, audio_format_for, detect_media, video_format_for, write_audio, write_image,
                        write_video_lossless)
 from .media.types import Audio, Image, Video
@@ -69,7 +69,73 @@ def _refuse_overwriting_input(src: str, out: str) -> None:
         raise UsageError(f"{out} is the input file; refusing to write over it (--force does not change this)")
 
 
+def _batch(args: argparse.Namespace, files: list[Path], target: Callable[[Path], Path],
+           one: Callable[[argparse.Namespace], None], verb: str) -> None:
+    """Run ``one`` on every file of a folder into a mirrored tree; outputs that exist are kept (a rerun resumes),
+    a failed file is reported and the rest go on; Error at the end if any failed."""
+    failed: list[str] = []
+    done = skipped = 0
+    for src in files:
+        out = target(src)
+        if out.exists() and not args.force:
+            skipped += 1
+            continue
+        out.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            one(argparse.Namespace(**{**vars(args), "input": str(src), "output": str(out), "quiet": True}))
+            done += 1
+        except (Error, OSError) as e:
+            msg = str(e) if isinstance(e, Error) else (e.strerror or str(e))
+            failed.append(f"{src}: {_one_line(msg)}")
+            print(f"ncodec: {src}: {_one_line(msg)}", file=sys.stderr)
+    _say(args, f"{verb} {done} files, kept {skipped} done before, {len(failed)} failed")
+    if failed:
+        raise Error(f"{len(failed)} of {len(files)} files failed (listed above)")
+
+
+def _compress_folder(args: argparse.Namespace) -> None:
+    """``ncodec compress DIR [OUT]``: every image, audio and video file of the tree to ``OUT/<path>.ncd``."""
+    root = Path(args.input)
+    out_root = Path(args.output or f"{root.as_posix().rstrip('/')}.ncd")
+    if out_root.resolve() == root.resolve() or root.resolve() in out_root.resolve().parents:
+        raise UsageError(f"the output folder {out_root} must lie outside the input folder {root}")
+    files = sorted({*media_files(root, "image", recursive=True), *media_files(root, "audio", recursive=True),
+                    *media_files(root, "video", recursive=True)})
+    _batch(args, files, lambda src: out_root / (src.relative_to(root).as_posix() + STREAM_SUFFIX),
+           cmd_compress, "compressed")
+
+
+def _decompress_folder(args: argparse.Namespace) -> None:
+    """``ncodec decompress DIR [OUT]``: every ``.ncd`` stream of the tree back to ``OUT/<path>`` (its source's
+    name where that suffix holds the media exactly, else with the media's lossless suffix added)."""
+    root = Path(args.input)
+    out_root = Path(args.output or f"{root.as_posix().rstrip('/').removesuffix(STREAM_SUFFIX)}.decoded")
+    if out_root.resolve() == root.resolve() or root.resolve() in out_root.resolve().parents:
+        raise UsageError(f"the output folder {out_root} must lie outside the input folder {root}")
+    files = sorted(p for p in root.rglob(f"*{STREAM_SUFFIX}") if p.is_file() and not p.name.startswith("."))
+
+    def target(src: Path) -> Path:
+        plain = out_root / src.relative_to(root).as_posix().removesuffix(STREAM_SUFFIX)
+        try:
+            with open(src, "rb") as f:
+                kind = api.stream_media(f)  # the header only
+        except (Error, OSError):
+            return plain  # decompress reports what is wrong with it
+        try:
+            lossless_output_format(kind or "", plain)
+            return plain
+        except (KeyError, ValueError):
+            return plain.with_name(plain.name + _LOSSLESS_SUFFIX.get(kind or "", ".bin"))
+
+    _batch(args, files, target, cmd_decompress, "decompressed")
+
+
+_LOSSLESS_SUFFIX = {"image": ".png", "audio": ".wav", "video": ".mkv"}
+
+
 def cmd_compress(args: argparse.Namespace) -> None:
+    if args.input != "-" and Path(args.input).is_dir():
+        return _compress_folder(args)
     if args.output:
         _refuse_overwriting_input(args.input, args.output)
     data = _read_input(args.input)
@@ -135,6 +201,8 @@ def _decompress_ecdc(args: argparse.Namespace, data: bytes) -> None:
 
 
 def cmd_decompress(args: argparse.Namespace) -> None:
+    if args.input != "-" and Path(args.input).is_dir():
+        return _decompress_folder(args)
     data = _read_input(args.input)
     if api.is_ecdc(data):
         return _decompress_ecdc(args, data)
@@ -209,13 +277,21 @@ def cmd_info(args: argparse.Namespace) -> None:
 
 def cmd_list(args: argparse.Namespace) -> None:
     for c in api.codecs():
+        options = api.codec_options(c.name) if args.options else None
         if args.json:
-            print(json.dumps({"name": c.name, "media": c.media, "pretrained": c.pretrained, "lossless": c.lossless,
-                              "default": c.default, "description": c.description}))
+            row = {"name": c.name, "media": c.media, "pretrained": c.pretrained, "lossless": c.lossless,
+                   "default": c.default, "description": c.description}
+            if options is not None:
+                row["options"] = {k: v if isinstance(v, (int, float, str, bool, type(None))) else str(v)
+                                  for k, v in options.items()}
+            print(json.dumps(row))
         else:
             flags = ", ".join(f for f, on in (("default", c.default), ("lossless", c.lossless),
                                               ("pretrained", c.pretrained)) if on)
             print(f"{c.name:<20} {c.media:<6} {flags:<28} {c.description}")
+            if options:
+                print(" " * 22 + "options: " + ", ".join(f"{k}={'auto' if v is None else v}"
+                                                           for k, v in options.items()))
     models, audio, folders = api.models()
     if models and not args.json:
         print("\nmodels (--model NAME --quality Q; folders: " + ", ".join(map(str, folders)) + "):")
@@ -285,8 +361,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     c = sub.add_parser("compress", help="encode an image, audio or video file into an ncodec stream")
-    c.add_argument("input", help="image, audio or video file (video needs PyAV), or - for stdin")
-    c.add_argument("output", nargs="?", help="output stream (default: INPUT with .ncd; - for stdout)")
+    c.add_argument("input", help="image, audio or video file (video needs PyAV), a folder (every media file "
+                   "of its tree), or - for stdin")
+    c.add_argument("output", nargs="?", help="output stream (default: INPUT with .ncd; - for stdout); for a "
+                   "folder, the output folder (default: FOLDER.ncd; files done before are kept, so a rerun resumes)")
     c.add_argument("--codec", help="codec name (see `ncodec list`; default: the media's default codec)")
     c.add_argument("--quality", type=float, help="quality level for lossy codecs")
     c.add_argument("--model", help="model name for learned codecs")
@@ -296,8 +374,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("decompress", help="decode an ncodec stream (or an EnCodec .ecdc file) into PNG / WAV / FLAC / "
                        "lossless FFV1 video (.mkv, also .avi / .mp4)")
-    d.add_argument("input", help="ncodec stream or .ecdc file, or - for stdin")
-    d.add_argument("output", nargs="?", help="output file (default: beside the input; - for stdout)")
+    d.add_argument("input", help="ncodec stream or .ecdc file, a folder of streams, or - for stdin")
+    d.add_argument("output", nargs="?", help="output file (default: beside the input; - for stdout); for a folder, "
+                   "the output folder (default: FOLDER.decoded)")
     d.add_argument("--model", help="weights the stream was made with, when they are not in the zoo")
     d.add_argument("-f", "--force", action="store_true", help="overwrite the output if it exists")
     d.set_defaults(func=cmd_decompress)
@@ -311,6 +390,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     ls = sub.add_parser("list", help="list the available codecs and models")
     ls.add_argument("--json", action="store_true", help="one JSON object per line")
+    ls.add_argument("--options", action="store_true",
+                    help="each codec's options (--quality, --model, --option KEY=VALUE) and their defaults")
     ls.set_defaults(func=cmd_list)
 
     e = sub.add_parser("eval", help="rate-distortion evaluation of codecs (ncodec's and classical peers) on a folder")

@@ -230,3 +230,39 @@ def test_fuzzed_output_paths_end_in_a_documented_status(work: Path, capsys: pyte
     assert after <= {"out"} and stream.read_bytes()[:4] == b"NCDC"
     if status != 0 and (work / "out").is_dir():
         assert [p.name for p in (work / "out").rglob("*") if p.is_file()] == []
+
+
+# ------------------------------------------------------------------ folders in, folders out
+def test_folder_compress_and_decompress_mirror_the_tree_resume_and_report(work: Path,
+                                                                           capsys: pytest.CaptureFixture) -> None:
+    tree = work / "tree"
+    (tree / "sub").mkdir(parents=True)
+    shutil.copy(work / "garden.png", tree / "garden.png")
+    shutil.copy(work / "speech.flac", tree / "sub" / "speech.flac")
+    (tree / "sub" / "broken.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
+    (tree / "notes.txt").write_text("not media")
+    assert main(["compress", str(tree), str(work / "out"), "--codec", "wavelet-lossless"]) == 1
+    err = capsys.readouterr().err
+    assert "broken.wav" in err and "2 of 3 files failed" in err
+    made = sorted(p.relative_to(work / "out").as_posix() for p in (work / "out").rglob("*") if p.is_file())
+    assert made == ["garden.png.ncd"]  # wavelet-lossless takes no audio: the speech file failed too
+    assert "sub/speech.flac" in err
+    assert main(["-q", "compress", str(tree), str(work / "out2")]) == 1  # media defaults: only broken.wav fails
+    first = (work / "out2" / "garden.png.ncd").stat().st_mtime_ns
+    assert main(["-q", "compress", str(tree), str(work / "out2")]) == 1  # a rerun keeps what was done
+    assert (work / "out2" / "garden.png.ncd").stat().st_mtime_ns == first
+    capsys.readouterr()
+    assert main(["-q", "decompress", str(work / "out2"), str(work / "back")]) == 0
+    assert np.array_equal(read_audio(work / "back" / "sub" / "speech.flac").samples,
+                          read_audio(tree / "sub" / "speech.flac").samples)
+    assert read_image(work / "back" / "garden.png").pixels.shape == read_image(tree / "garden.png").pixels.shape
+    assert main(["compress", str(tree), str(tree / "inside")]) == 2  # the output tree may not lie inside the input
+
+
+def test_codec_options_are_listed(capsys: pytest.CaptureFixture) -> None:
+    import json
+
+    assert main(["list", "--options", "--json"]) == 0
+    rows = {r["name"]: r for r in map(json.loads, capsys.readouterr().out.splitlines()) if "name" in r}
+    assert rows["wavelet"]["options"]["quality"] == 75.0 and "bpp" in rows["wavelet"]["options"]
+    assert {"model", "quality"} <= set(rows["learned"]["options"])
