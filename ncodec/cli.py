@@ -348,6 +348,19 @@ def cmd_tokenize(args: argparse.Namespace) -> None:
                                                    if summary.failed else ""))
 
 
+def cmd_detokenize(args: argparse.Namespace) -> None:
+    from .tokenizers.folder import detokenize_file, read_token_settings
+    from .tokenizers.tokenizer import open_tokenizer
+
+    settings = read_token_settings(args.tokens)
+    tokenizer, name, model_hash = open_tokenizer(args.model or settings.get("model"), settings.get("bandwidth"),
+                                                 args.device)
+    with Progress(1.0, f"detokenize {name}", enabled=False if args.quiet else None) as progress:
+        summary = detokenize_file(args.tokens, args.out, tokenizer, model_hash, force=args.force, progress=progress)
+    _say(args, f"{args.out}: {summary.files} files written ({summary.seconds:.1f} s of audio), "
+               f"{summary.kept} kept from before; model {name}")
+
+
 def cmd_bench(args: argparse.Namespace) -> None:
     from .bench import run_bench
 
@@ -420,6 +433,15 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--batch-seconds", type=float, default=600.0, help="most audio in one batch (default: 600 s)")
     t.add_argument("-f", "--force", action="store_true", help="start over: ignore earlier and partial results")
     t.set_defaults(func=cmd_tokenize)
+
+    dt = sub.add_parser("detokenize", help="tokens back to audio: every file of a tokens file (ncodec tokenize's "
+                        "output) as 16-bit WAV at its source's rate, in a folder tree; resumes")
+    dt.add_argument("tokens", help="tokens .safetensors file")
+    dt.add_argument("--out", required=True, help="output folder (<path>.wav per file)")
+    dt.add_argument("--model", help="audio model (default: the one the tokens file names; its hash must match)")
+    dt.add_argument("--device", default="cpu", help="torch device, e.g. cuda (default: cpu)")
+    dt.add_argument("-f", "--force", action="store_true", help="overwrite files written before")
+    dt.set_defaults(func=cmd_detokenize)
 
     b = sub.add_parser("bench", help="benchmarks: entropy (the rANS core vs constriction), lossless-audio (vs FLAC)")
     b.add_argument("what", choices=["entropy", "lossless-audio"])

@@ -28,7 +28,8 @@ from ..media.io import audio_info, read_audio_float
 from ..progress import Progress
 from .tokenizer import Tokenizer
 
-__all__ = ["FORMAT", "TokenizeSummary", "audio_files", "read_tokens", "tokenize_folder"]
+__all__ = ["DetokenizeSummary", "FORMAT", "TokenizeSummary", "audio_files", "detokenize_file", "read_token_settings",
+           "read_tokens", "tokenize_folder"]
 
 FORMAT = "ncodec-tokens/1"
 LONG_SECONDS = 60.0  # files longer than this are coded alone (causal models stream them in chunks)
@@ -66,6 +67,11 @@ def _read_meta(path: Path) -> dict[str, Any]:
                 "files": json.loads(meta["files"])}
     except Exception as exc:  # a torn or foreign file
         raise Error(f"{path} is not an ncodec tokens file: {exc}") from None
+
+
+def read_token_settings(path: str | os.PathLike) -> dict[str, Any]:
+    """The ``settings`` of a tokens file (model name and hash, bandwidth, ...), without loading its codes."""
+    return _read_meta(Path(path))["settings"]
 
 
 def read_tokens(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -207,3 +213,57 @@ def _merge(out: Path, partial: Path, settings: dict[str, Any], force: bool) -> t
     except OSError:
         pass
     return sum(f["frames"] for f in files.values()), len(files)
+
+
+@dataclass
+class DetokenizeSummary:
+    """What `detokenize_file` did."""
+
+    files: int = 0                 # audio files written
+    kept: int = 0                  # outputs that existed already (kept; a rerun resumes)
+    seconds: float = 0.0           # audio written, in seconds
+
+
+def detokenize_file(tokens: str | os.PathLike, out: str | os.PathLike, tokenizer: Tokenizer, model_hash: str,
+                    force: bool = False, progress: Progress | None = None) -> DetokenizeSummary:
+    """Tokens back to audio: every file of a tokens file (`tokenize_folder`'s output) decoded by ``tokenizer``
+    into ``out/<path>.wav`` (16-bit PCM at the source's rate and length), each written atomically.
+
+    `ModelMismatchError` when the tokens were made by another model than ``model_hash``.
+    """
+    from ..errors import ModelMismatchError
+    from ..media.io import atomic_output, write_audio
+    from ..media.pcm import from_float
+    from ..media.resample import resample
+    from ..media.types import Audio
+
+    tensors, meta = read_tokens(tokens)
+    settings = meta["settings"]
+    if settings.get("model_hash") != model_hash:
+        raise ModelMismatchError(f"{tokens} was made with model {settings.get('model')} "
+                                 f"({str(settings.get('model_hash'))[:12]}), not the one given ({model_hash[:12]})")
+    out = Path(out)
+    summary = DetokenizeSummary()
+    for rel, facts in sorted(meta["files"].items()):
+        target = out / (Path(rel).with_suffix(".wav").as_posix())
+        if target.exists() and not force:
+            summary.kept += 1
+            continue
+        codes = tensors.get(f"codes/{rel}")
+        if codes is None:
+            raise Error(f"{tokens} lists {rel} but holds no codes for it")
+        with torch.no_grad():
+            wav = tokenizer.decode(codes.long()[None], tensors.get(f"scales/{rel}"), int(facts["samples"]))[0]
+        rate = int(facts["sample_rate"])
+        if rate != tokenizer.sample_rate:
+            wav = resample(wav.float().cpu(), tokenizer.sample_rate, rate)
+        length = round(float(facts["seconds"]) * rate)
+        pcm = from_float(wav[:, :length].T.contiguous().cpu().numpy(), 16)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_output(target, force) as f:
+            write_audio(f, Audio(pcm, rate, bit_depth=16), "WAV")
+        summary.files += 1
+        summary.seconds += pcm.shape[0] / rate
+        if progress:
+            progress.update(1 / max(1, len(meta["files"])))
+    return summary
