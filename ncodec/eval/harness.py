@@ -270,7 +270,7 @@ def run_eval(media_kind: str, codec_names: list[str], data: Path, targets: Itera
         out["codecs"][codec.name] = {"description": codec.description, "lossless": codec.lossless,
                                      "version": codec.version(), "points": points}
     quality = BD_QUALITY[media_kind]
-    out["bd_rate"] = {}
+    out["bd_rate"] = []
     for a in codecs:
         for b in codecs:
             pa, pb = out["codecs"][a.name]["points"], out["codecs"][b.name]["points"]
@@ -278,8 +278,18 @@ def run_eval(media_kind: str, codec_names: list[str], data: Path, targets: Itera
                 continue
             value = bd_rate([p[rate_key] for p in pa], [p[quality] for p in pa],
                             [p[rate_key] for p in pb], [p[quality] for p in pb])
-            out["bd_rate"][f"{a.name}|{b.name}"] = None if math.isnan(value) else value
+            out["bd_rate"].append({"codec": b.name, "anchor": a.name, "quality": quality,
+                                   "bd_rate": None if math.isnan(value) else value})
     return out
+
+
+def bd_rate_of(result: dict[str, Any], codec: str, anchor: str) -> float | None:
+    """The BD-rate (%) of ``codec`` against ``anchor`` in a result: negative when ``codec`` needs fewer bits
+    for the same quality; None when not computed (too few points, no overlap)."""
+    for record in result["bd_rate"]:
+        if record["codec"] == codec and record["anchor"] == anchor:
+            return record["bd_rate"]
+    return None
 
 
 def to_json(result: dict[str, Any]) -> str:
@@ -315,7 +325,7 @@ def format_table(result: dict[str, Any]) -> str:
         for a in names:
             row = []
             for b in names:
-                v = result["bd_rate"].get(f"{a}|{b}")
+                v = bd_rate_of(result, b, a)
                 row.append(f"{'-':>14}" if v is None else f"{v:14.2f}")
             lines.append(f"{a:<16}" + "".join(row))
     return "\n".join(lines)
