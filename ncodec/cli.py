@@ -320,7 +320,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
         raise UsageError(f"--targets takes comma-separated numbers, got {args.targets!r}") from None
     cache = None if args.no_cache else Path(args.cache).expanduser()
     result = run_eval(args.media, [c.strip() for c in args.codec.split(",") if c.strip()], Path(args.data),
-                      targets, cache, args.max_files, args.max_seconds, args.max_frames)
+                      targets, cache, args.max_files, args.max_seconds, args.max_frames, jobs=args.jobs)
     print(format_table(result))
     if args.json:
         with atomic_output(args.json, force=True) as f:
@@ -418,6 +418,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--cache", default="~/.cache/ncodec/eval", help="result cache folder (~/.cache/ncodec/eval)")
     e.add_argument("--no-cache", action="store_true", help="recompute everything, keep nothing")
     e.add_argument("--max-files", type=int, help="only the first N files")
+    e.add_argument("--jobs", type=int, default=1, help="files evaluated at once, in worker processes (default 1)")
     e.add_argument("--max-seconds", type=float, help="audio: only the first S seconds of each file")
     e.add_argument("--max-frames", type=int, help="video: only the first N frames of each clip")
     e.set_defaults(func=cmd_eval)

@@ -133,6 +133,8 @@ class FileRun:
     cache: Cache
     entries: dict[str, Any] = field(default_factory=dict)
     dirty: bool = False
+    #: knob settings found so far on this file, by target rate (the next target's search starts there)
+    found: dict[float, float] = field(default_factory=dict)
 
     def rate_of(self, quality: float | None) -> float:
         """The rate at a setting (encodes, but does not decode, when not cached)."""
@@ -145,6 +147,12 @@ class FileRun:
             rates[key] = _rate(self.media_kind, len(data), self.reference)
             self.dirty = True
         return float(rates[key])
+
+    def known_rates(self) -> dict[float, float]:
+        """Every setting whose rate on this file is known (measured or cached), with that rate."""
+        known = {float(k): float(v["rate"]) for k, v in self.entries.items() if k not in ("_rates", "lossless")}
+        known.update({float(k): float(v) for k, v in self.entries.get("_rates", {}).items() if k != "lossless"})
+        return known
 
     def evaluate(self, quality: float | None) -> dict[str, Any]:
         """Full result (rate, metrics, timings) at a setting."""
@@ -182,8 +190,16 @@ def _rate(media_kind: str, nbytes: int, reference: Any) -> float:
     return m.video_bpp(nbytes, reference.frames)
 
 
-def search_knob(run: FileRun, target: float) -> float:
-    """The knob value whose rate is closest to ``target`` (bisection; rate rises with the knob)."""
+def search_knob(run: FileRun, target: float, floor: float | None = None) -> float:
+    """The knob value whose rate is closest to ``target`` (rate rises with the knob).
+
+    Every rate already measured on the file (for this target or earlier ones) narrows the
+    bracket first; each new probe then interpolates in log-rate between the bracket's ends,
+    bisecting instead when the interpolation would hug an end (a plateau) or when the last
+    probe did not halve the bracket. With a monotonic rate it ends on the same adjacent pair
+    as plain bisection, in fewer encodes. ``floor`` is kept for callers: a known setting at
+    or below the answer (it is among the measured rates anyway).
+    """
     knob = run.codec.knob
     assert knob is not None
     lo, hi = float(knob.lo), float(knob.hi)
@@ -191,14 +207,26 @@ def search_knob(run: FileRun, target: float) -> float:
         return lo
     if run.rate_of(hi) <= target:
         return hi
-    for _ in range(40):
+    last_side = 0
+    stalled = False
+    for _ in range(60):
+        known = run.known_rates()
+        lo = max(k for k, r in known.items() if knob.lo <= k <= knob.hi and r <= target)
+        hi = min(k for k, r in known.items() if lo < k <= knob.hi and r > target)
         if (knob.integer and hi - lo <= 1) or (not knob.integer and hi - lo <= 1e-3 * (knob.hi - knob.lo)):
             break
-        mid = math.floor((lo + hi) / 2) if knob.integer else (lo + hi) / 2
-        if run.rate_of(mid) <= target:
-            lo = mid
+        f_lo, f_hi = math.log(max(known[lo], 1e-300) / target), math.log(known[hi] / target)
+        if f_lo == 0 or stalled:  # a plateau at the target (bisect to its end, as bisection does), or stuck
+            mid = (lo + hi) / 2
         else:
-            hi = mid
+            mid = lo + (hi - lo) * f_lo / (f_lo - f_hi)
+        if knob.integer:
+            mid = float(min(max(round(mid), lo + 1), hi - 1))
+        else:
+            mid = min(max(mid, lo + (hi - lo) / 64), hi - (hi - lo) / 64)
+        side = -1 if run.rate_of(mid) <= target else 1
+        stalled = side == last_side  # two probes on one side: the interpolation is off, bisect next
+        last_side = side
     return lo if abs(run.rate_of(lo) - target) <= abs(run.rate_of(hi) - target) else hi
 
 
@@ -211,7 +239,15 @@ def settings_for(codec: EvalCodec, targets: Iterable[float]) -> list[tuple[float
     if codec.rate_controlled:
         return [(t, (lambda run, t=t: t)) for t in targets]
     if codec.knob is not None:
-        return [(t, (lambda run, t=t: search_knob(run, t))) for t in targets]
+        ordered = sorted(targets)
+
+        def find(run: FileRun, t: float) -> float:
+            lower = [found for target, found in run.found.items() if target < t]  # lower targets done before
+            setting = search_knob(run, t, max(lower) if lower else None)
+            run.found[t] = setting
+            return setting
+
+        return [(t, (lambda run, t=t: find(run, t))) for t in ordered]
     raise Error(f"codec {codec.name!r} has no way to reach operating points")
 
 
@@ -222,38 +258,91 @@ def _mean(values: list[float]) -> float:
     return float("inf") if any(math.isinf(v) and v > 0 for v in finite) else float(np.mean(finite))
 
 
+def evaluate_file(path: Path, media_kind: str, codecs: list[EvalCodec], targets: tuple[float, ...],
+                  cache_dir: Path | None, max_seconds: float | None, max_frames: int | None
+                  ) -> dict[str, list[dict[str, Any]]]:
+    """Every codec's result at each of its operating points on one file (cached point by point)."""
+    cache = Cache(cache_dir)
+    reference = load_media(path, media_kind, max_seconds, max_frames)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest() + f"|{max_seconds}|{max_frames}"
+    digest = hashlib.sha256(digest.encode()).hexdigest()
+    out: dict[str, list[dict[str, Any]]] = {}
+    for codec in codecs:
+        run = FileRun(codec, media_kind, reference, digest, cache, cache.load(codec, digest))
+        out[codec.name] = []
+        try:
+            for _, find in settings_for(codec, targets):
+                result = dict(run.evaluate(find(run)))
+                result["file"] = path.name
+                out[codec.name].append(result)
+                run.flush()   # point by point: an interrupted run of slow codecs (fits) keeps its work
+        finally:
+            run.flush()
+    return out
+
+
+def _evaluate_file_by_names(path: Path, media_kind: str, names: list[str], targets: tuple[float, ...],
+                            cache_dir: Path | None, max_seconds: float | None, max_frames: int | None
+                            ) -> dict[str, list[dict[str, Any]]]:
+    """`evaluate_file` in a worker process, which resolves the codecs by name itself."""
+    return evaluate_file(path, media_kind, [resolve_codec(n, media_kind) for n in names], targets, cache_dir,
+                         max_seconds, max_frames)
+
+
+def _worker_init() -> None:
+    """One thread per worker: the workers are the parallelism."""
+    import os
+
+    os.environ["OMP_NUM_THREADS"] = "1"
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:
+        pass
+
+
 def run_eval(media_kind: str, codec_names: list[str], data: Path, targets: Iterable[float] | None = None,
              cache_dir: Path | None = None, max_files: int | None = None, max_seconds: float | None = None,
-             max_frames: int | None = None, progress: bool | None = None) -> dict[str, Any]:
-    """Evaluate codecs over the files of ``data``; returns the JSON-ready results with BD-rates."""
+             max_frames: int | None = None, progress: bool | None = None, jobs: int = 1) -> dict[str, Any]:
+    """Evaluate codecs over the files of ``data``; returns the JSON-ready results with BD-rates.
+
+    ``jobs`` > 1 evaluates that many files at once in worker processes (one thread each); the
+    results, and the cache, are the same as with one.
+    """
     from .bdrate import bd_rate
 
     if media_kind not in RATE_KEY:
         raise MediaError(f"media must be image, audio or video, got {media_kind!r}")
+    if jobs < 1:
+        raise Error(f"jobs must be at least 1, got {jobs}")
     codecs = [resolve_codec(n, media_kind) for n in codec_names]
     files = media_files(data, media_kind)[:max_files]
     targets = tuple(targets or DEFAULT_TARGETS.get(media_kind, ()))
-    cache = Cache(cache_dir)
-    per_point: dict[str, list[list[dict[str, Any]]]] = {c.name: [] for c in codecs}
     plans = {c.name: settings_for(c, targets) for c in codecs}
-    for c in codecs:
-        per_point[c.name] = [[] for _ in plans[c.name]]
-    bar = Progress(len(files) * len(codecs), f"eval {media_kind}", enabled=progress)
-    for path in files:
-        reference = load_media(path, media_kind, max_seconds, max_frames)
-        digest = hashlib.sha256(path.read_bytes()).hexdigest() + f"|{max_seconds}|{max_frames}"
-        digest = hashlib.sha256(digest.encode()).hexdigest()
-        for codec in codecs:
-            run = FileRun(codec, media_kind, reference, digest, cache, cache.load(codec, digest))
-            try:
-                for i, (_, find) in enumerate(plans[codec.name]):
-                    result = dict(run.evaluate(find(run)))
-                    result["file"] = path.name
-                    per_point[codec.name][i].append(result)
-                    run.flush()   # point by point: an interrupted run of slow codecs (fits) keeps its work
-            finally:
-                run.flush()
+    per_point: dict[str, list[list[dict[str, Any]]]] = {c.name: [[] for _ in plans[c.name]] for c in codecs}
+    bar = Progress(len(files), f"eval {media_kind}", enabled=progress)
+    if jobs == 1 or len(files) < 2:
+        per_file = []
+        for path in files:
+            per_file.append(evaluate_file(path, media_kind, codecs, targets, cache_dir, max_seconds, max_frames))
             bar.update()
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(max_workers=min(jobs, len(files)), initializer=_worker_init,
+                                 mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = [pool.submit(_evaluate_file_by_names, path, media_kind, [c.name for c in codecs], targets,
+                                   cache_dir, max_seconds, max_frames) for path in files]
+            per_file = []
+            for future in futures:  # in file order
+                per_file.append(future.result())
+                bar.update()
+    for results in per_file:
+        for codec in codecs:
+            for i, result in enumerate(results[codec.name]):
+                per_point[codec.name][i].append(result)
     bar.close()
     rate_key = RATE_KEY[media_kind]
     out: dict[str, Any] = {"media": media_kind, "data": str(data), "files": [p.name for p in files],

@@ -165,3 +165,64 @@ def test_cache_keeps_each_point_as_soon_as_it_is_done(image_dir, tmp_path, monke
     monkeypatch.setattr(SecondPointLooksAtTheCache, "seen", [])
     harness.run_eval("image", ["cache-watcher"], image_dir, cache_dir=tmp_path / "cache", max_files=1, progress=False)
     assert SecondPointLooksAtTheCache.seen == [{"30.0"}]
+
+
+class _Stepped(EvalCodec):
+    """A codec whose rate is a fixed increasing function of its knob (no encoding): the search's arithmetic."""
+
+    name = "stepped"
+    media = "image"
+
+    def __init__(self, knob: Knob, rate) -> None:
+        self.knob, self.rate, self.calls = knob, rate, 0
+
+    def encode(self, media, quality):
+        self.calls += 1
+        return bytes(max(1, int(self.rate(quality) * media.num_pixels / 8)))
+
+    def decode(self, data, reference):
+        return reference
+
+
+def _bisection(run, target):
+    """The search as it was (bisection from the knob's whole range): the reference the faster one must match."""
+    knob = run.codec.knob
+    lo, hi = float(knob.lo), float(knob.hi)
+    if run.rate_of(lo) >= target:
+        return lo
+    if run.rate_of(hi) <= target:
+        return hi
+    while hi - lo > 1:
+        mid = math.floor((lo + hi) / 2)
+        lo, hi = (mid, hi) if run.rate_of(mid) <= target else (lo, mid)
+    return lo if abs(run.rate_of(lo) - target) <= abs(run.rate_of(hi) - target) else hi
+
+
+@pytest.mark.parametrize("shape", ["exp", "power", "steps", "jpeg-like"])
+def test_faster_knob_search_finds_the_same_settings_in_fewer_encodes(image_dir, shape) -> None:
+    rates = {"exp": lambda q: 0.05 * math.exp(q / 22), "power": lambda q: 0.02 + (q / 40) ** 3,
+             "steps": lambda q: 0.1 * (1 + math.floor(q / 7)),
+             "jpeg-like": lambda q: 0.15 + 2.5 * (q / 100) ** 4 + 0.5 * q / 100}
+    reference = harness.load_media(sorted(image_dir.iterdir())[0], "image")
+    targets = (0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5)
+    slow = _Stepped(Knob(1, 100), rates[shape])
+    slow_run = harness.FileRun(slow, "image", reference, "x", harness.Cache(None))
+    expected = [_bisection(slow_run, t) for t in targets]
+    fast = _Stepped(Knob(1, 100), rates[shape])
+    fast_run = harness.FileRun(fast, "image", reference, "x", harness.Cache(None))
+    found = [find(fast_run) for _, find in harness.settings_for(fast, targets)]
+    assert found == expected
+    if shape == "steps":  # plateaus defeat interpolation: it falls back to bisection, at a similar count
+        assert fast.calls <= 1.25 * slow.calls
+    else:
+        assert fast.calls < 0.9 * slow.calls
+
+
+def test_jobs_give_the_same_results(image_dir, tmp_path) -> None:
+    one = harness.run_eval("image", ["jpeg", "webp"], image_dir, targets=(0.5, 1.0), cache_dir=None, progress=False)
+    two = harness.run_eval("image", ["jpeg", "webp"], image_dir, targets=(0.5, 1.0), cache_dir=tmp_path / "c",
+                           progress=False, jobs=2)
+    for name in ("jpeg", "webp"):
+        for a, b in zip(one["codecs"][name]["points"], two["codecs"][name]["points"]):
+            assert a["bpp"] == b["bpp"] and a["psnr"] == b["psnr"] and a["knob_mean"] == b["knob_mean"]
+    assert one["bd_rate"] == two["bd_rate"]
