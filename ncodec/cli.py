@@ -146,6 +146,10 @@ def cmd_compress(args: argparse.Namespace) -> None:
     options = _parse_options(args.option)
     if args.quality is not None:
         options["quality"] = args.quality
+    if args.bpp is not None:
+        options["bpp"] = args.bpp
+    if args.kbps is not None:
+        options["bandwidth"] = args.kbps
     if args.model is not None:
         options["model"] = args.model
     codec = api.codec_for(media, args.codec, **options)
@@ -379,7 +383,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("output", nargs="?", help="output stream (default: INPUT with .ncd; - for stdout); for a "
                    "folder, the output folder (default: FOLDER.ncd; files done before are kept, so a rerun resumes)")
     c.add_argument("--codec", help="codec name (see `ncodec list`; default: the media's default codec)")
-    c.add_argument("--quality", type=float, help="quality level for lossy codecs")
+    c.add_argument("--quality", type=float, help="quality of a lossy codec (see `ncodec list --options`; wavelet: "
+                   "1-100, default 75)")
+    c.add_argument("--bpp", type=float, help="target bits per pixel, for image codecs that reach a rate (wavelet)")
+    c.add_argument("--kbps", type=float, help="target bitrate, for audio codecs that take one (encodec: its "
+                   "bandwidth)")
     c.add_argument("--model", help="model name for learned codecs")
     c.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="codec option (repeatable)")
     c.add_argument("-f", "--force", action="store_true", help="overwrite the output if it exists")

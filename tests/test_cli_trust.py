@@ -266,3 +266,13 @@ def test_codec_options_are_listed(capsys: pytest.CaptureFixture) -> None:
     rows = {r["name"]: r for r in map(json.loads, capsys.readouterr().out.splitlines()) if "name" in r}
     assert rows["wavelet"]["options"]["quality"] == 75.0 and "bpp" in rows["wavelet"]["options"]
     assert {"model", "quality"} <= set(rows["learned"]["options"])
+
+
+def test_rate_targets_from_the_command_line(work: Path, capsys: pytest.CaptureFixture) -> None:
+    out = work / "g.ncd"
+    assert main(["-q", "compress", str(work / "garden.png"), str(out), "--bpp", "0.5"]) == 0  # the default: wavelet
+    bpp = 8 * out.stat().st_size / (384 * 256)
+    assert 0.4 < bpp <= 0.5
+    assert main(["compress", str(work / "garden.png"), str(work / "x.ncd"), "--codec", "wavelet-lossless",
+                 "--bpp", "0.5"]) == 2  # no rate target there: a usage error, not a silent lossless stream
+    assert "does not take" in capsys.readouterr().err
