@@ -22,7 +22,11 @@ from .media.io import read_media
 from .media.pcm import from_float
 from .media.types import Audio, Image, Video
 from .progress import Progress
-from .zoo import AudioZooModel, ZooModel, audio_zoo_models, model_dirs, zoo_models
+from .zoo import AudioZooModel, ZooModel, audio_zoo_models, model_dirs, read_metadata, zoo_models
+from .zoo.catalogue import CatalogueEntry
+from .zoo.catalogue import catalogue as zoo_catalogue
+from .zoo.fetch import cached_path
+from .zoo.fetch import fetch as fetch_models
 
 
 def _is_tensor(x: Any) -> bool:
@@ -216,6 +220,26 @@ def codec_options(name: str) -> dict[str, Any]:
 def models() -> tuple[list[ZooModel], list[AudioZooModel], list[Path]]:
     """The model files found: image models, audio models, and the folders searched (in order)."""
     return zoo_models(), audio_zoo_models(), model_dirs()
+
+
+def catalogue() -> list[tuple[CatalogueEntry, Path | None]]:
+    """The published checkpoints ncodec can fetch (`ncodec.zoo.catalogue`), each with its converted file
+    when it is already cached (else None)."""
+    return [(entry, cached_path(entry)) for entry in zoo_catalogue().values()]
+
+
+def fetch(name: str, *, force: bool = False, allow_unpinned: bool = False, sha256: str | None = None,
+          timeout: float = 30.0, progress: bool = True) -> list[Path]:
+    """Download, verify, convert and cache a catalogue entry (or every quality of a CompressAI
+    architecture); the converted files (`ncodec.zoo.fetch.fetch`)."""
+    return fetch_models(name, force=force, allow_unpinned=allow_unpinned, sha256=sha256, timeout=timeout,
+                        progress=progress)
+
+
+def fetched_source(path: Path) -> dict[str, str]:
+    """Where a fetched model came from: the metadata `fetch` recorded (source_url, source_sha256, licence, ...)."""
+    keys = ("catalogue", "source_url", "source_sha256", "licence", "publisher")
+    return {k: v for k, v in read_metadata(path).items() if k in keys}
 
 
 def decode(data: Any, progress: Progress | None = None, **options: Any) -> Any:

@@ -315,6 +315,37 @@ def cmd_list(args: argparse.Namespace) -> None:
             print(f"  {a.name:<28} {a.architecture:<14} {a.path}")
 
 
+    if args.json:
+        for entry, path in api.catalogue():
+            print(json.dumps({"catalogue": entry.name, "media": entry.media, "model": entry.model_name,
+                              "quality": entry.quality, "architecture": entry.architecture,
+                              "publisher": entry.publisher, "url": entry.url, "sha256": entry.sha256,
+                              "size": entry.size, "licence": entry.licence, "cached": path is not None,
+                              "path": None if path is None else str(path)}))
+        return
+    print("\ncatalogue (ncodec fetch NAME; a CompressAI architecture name fetches its 8 qualities):")
+    groups: dict[str, list[Any]] = {}
+    for entry, path in api.catalogue():
+        groups.setdefault(entry.architecture if entry.quality is not None else entry.name, []).append((entry, path))
+    for name, rows in groups.items():
+        entry = rows[0][0]
+        cached = sum(path is not None for _, path in rows)
+        status = (f"{cached}/{len(rows)} cached" if len(rows) > 1 else "cached" if cached else "not fetched")
+        qualities = f"q{rows[0][0].quality}-{rows[-1][0].quality}" if entry.quality is not None else ""
+        pin = "" if all(e.sha256 for e, _ in rows) else ", unpinned"
+        print(f"  {name:<24} {qualities:<5} {entry.media:<6} {status:<14} {entry.publisher}, {entry.licence}{pin}")
+
+
+def cmd_fetch(args: argparse.Namespace) -> None:
+    paths = api.fetch(args.name, force=args.force, allow_unpinned=args.allow_unpinned, sha256=args.sha256,
+                      timeout=args.timeout, progress=not args.quiet)
+    for path in paths:
+        source = api.fetched_source(path)
+        _say(args, f"{source.get('catalogue')}: {source.get('source_url')} (sha256 {source.get('source_sha256')}, "
+                   f"licence {source.get('licence')})")
+        print(path)
+
+
 def cmd_eval(args: argparse.Namespace) -> None:
     from .eval.harness import curves, format_table, run_eval, to_json
 
@@ -414,6 +445,17 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument("--options", action="store_true",
                     help="each codec's options (--quality, --model, --option KEY=VALUE) and their defaults")
     ls.set_defaults(func=cmd_list)
+
+    f = sub.add_parser("fetch", help="download a published checkpoint by name (ncodec list shows the catalogue), "
+                       "verify it, convert it to safetensors and cache it; only this command downloads")
+    f.add_argument("name", help="catalogue name (e.g. mbt2018-mean-q3, encodec_24khz, dac_44khz) or a CompressAI "
+                   "architecture (all 8 qualities)")
+    f.add_argument("-f", "--force", action="store_true", help="download again even when cached")
+    f.add_argument("--sha256", help="hash pin (8-64 hex digits) for an entry the publisher left unpinned")
+    f.add_argument("--allow-unpinned", action="store_true",
+                   help="accept an unpinned entry's bytes as served (its SHA-256 is recorded in the converted file)")
+    f.add_argument("--timeout", type=float, default=30.0, help="seconds without data before giving up (default 30)")
+    f.set_defaults(func=cmd_fetch)
 
     e = sub.add_parser("eval", help="rate-distortion evaluation of codecs (ncodec's and classical peers) on a folder")
     e.add_argument("media", choices=["image", "audio", "video"])

@@ -52,3 +52,7 @@ class EntropyCodingError(Error, ValueError):
 
 class ModelFileError(Error):
     """A model weights file is missing, unreadable, or fails its hash check."""
+
+
+class DownloadError(Error):
+    """A model could not be fetched: offline, unreachable, refused, stalled, or its bytes fail their pin."""

@@ -14,6 +14,10 @@ and images in sensible ranges), then ``update()``'d. Written per model, without 
 - ``<arch>-q<quality>.npz``: for each crop set ``<c>`` of ``samples/garden.png``:
   ``<c>.x`` (input), ``<c>.x_hat`` / ``<c>.likelihoods_y`` / ``<c>.likelihoods_z`` (eval
   forward), ``<c>.decoded`` (compress then decompress), ``<c>.bytes`` (stream sizes);
+- ``publisher/<zoo file stem>-<quality>-<sha256[:8]>.pth.tar`` for quality 1 of each
+  architecture: the state dict as CompressAI's zoo publishes it (``torch.save``, the hash
+  prefix in the name, ``bmshj2018-factorized-prior-1-...`` for the factorized model), which
+  the fetch tests serve over HTTP;
 - ``manifest.json``: CompressAI / torch / numpy versions and the list of models.
 """
 from __future__ import annotations
@@ -32,8 +36,11 @@ from compressai import zoo
 from compressai.entropy_models import EntropyBottleneck
 from compressai.layers import GDN
 from compressai.models import MeanScaleHyperprior
-from peer_reference_common import ROOT, reference_parser, save_weights, start
+from peer_reference_common import ROOT, reference_parser, save_weights, start, write_publisher_file
 
+#: the file-name stems of CompressAI's published zoo files (compressai.zoo.image.model_urls)
+PUBLISHED_STEMS = {"bmshj2018-factorized": "bmshj2018-factorized-prior", "bmshj2018-hyperprior": "bmshj2018-hyperprior",
+                   "mbt2018-mean": "mbt2018-mean"}
 ARCHITECTURES = {
     "bmshj2018-factorized": zoo.bmshj2018_factorized,
     "bmshj2018-hyperprior": zoo.bmshj2018_hyperprior,
@@ -146,12 +153,17 @@ def main(argv: list[str] | None = None) -> None:
             name = f"{arch}-q{quality}"
             save_weights(net, args.out / f"{name}.safetensors",
                          {"architecture": arch, "quality": str(quality), "compressai": compressai.__version__})
+            publisher = None
+            if quality == 1:  # as CompressAI's zoo publishes it
+                publisher = write_publisher_file(net.state_dict(), args.out / "publisher",
+                                                 f"{PUBLISHED_STEMS[arch]}-{quality}", ".pth.tar", hashed=True)
             arrays = {}
             for crop_name, x in crops.items():
                 for key, value in reference(net, x).items():
                     arrays[f"{crop_name}.{key}"] = value
             np.savez(args.out / f"{name}.npz", **arrays)
             entry = {"name": name, "architecture": arch, "quality": quality, "N": net.N, "M": net.M,
+                     "publisher_file": publisher,
                      "bpp": {c: float(8 * arrays[f"{c}.bytes"].sum() / (x.shape[0] * x.shape[2] * x.shape[3]))
                              for c, x in crops.items()},
                      "psnr": {c: psnr(arrays[f"{c}.decoded"], arrays[f"{c}.x"]) for c in crops}}

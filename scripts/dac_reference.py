@@ -33,6 +33,8 @@ without pickle:
   (``model(x, n_quantizers=n)["audio"]``); ``gaps`` ``[2, K, frames]``: for every coded vector
   of the full encode, the squared-distance gap between the second-nearest and the nearest
   code in DAC's own arithmetic (how far each decision is from a tie);
+- ``publisher/weights_16khz.pth``: the 16 kHz model as DAC's releases ship it (``torch.save`` of
+  ``{"state_dict", "metadata": {"kwargs"}}``), which the fetch tests serve over HTTP;
 - ``manifest.json``: DAC / torch / numpy versions and, per model, the constructor kwargs as
   DAC's ``save`` records them, sizes, numbers of quantizers, distinct codes per level, the
   smallest decision gap and the latents' energy the residual VQ leaves.
@@ -52,7 +54,8 @@ import torch.nn.functional as F
 
 import dac
 from dac.model import DAC
-from peer_reference_common import audio_args, distinct_codes_per_level, read_mono, resample, save_weights, seeded_models
+from peer_reference_common import (audio_args, distinct_codes_per_level, read_mono, resample, save_weights,
+                                   seeded_models, write_publisher_file)
 
 # descript-audio-codec's conf/final/{16khz,24khz,44khz}.yml (the released 8 kbps models)
 CONFIGS: dict[str, dict[str, Any]] = {
@@ -64,6 +67,8 @@ CONFIGS: dict[str, dict[str, Any]] = {
                       decoder_rates=[8, 8, 4, 2], n_codebooks=9, codebook_size=1024, codebook_dim=8),
 }
 N_QUANTIZERS = {"dac_16khz": [4, 12], "dac_24khz": [8, 32], "dac_44khz": [4, 9]}  # a prefix and all levels
+#: the models also written as DAC releases them, under the release's file name (one: each is ~300 MB)
+PUBLISHER_FILES = {"dac_16khz": "weights_16khz"}
 DURATION = 0.51  # seconds: no model's hop divides the excerpt, so DAC's padding is exercised
 MIN_GAP = 1e-5  # smallest decision gap allowed in the references (20x float32 rounding of the distances)
 
@@ -208,9 +213,14 @@ def main(argv: list[str] | None = None) -> None:
         model.eval()
         save_weights(model, args.out / f"{name}.safetensors", {"descript-audio-codec": dac.__version__})
         arrays = reference(model, x, N_QUANTIZERS[name])
+        publisher = None
+        if name in PUBLISHER_FILES:  # the checkpoint as DAC releases it (audiotools' BaseModel.save, no hash)
+            checkpoint = {"state_dict": model.state_dict(), "metadata": {"kwargs": saved_kwargs(model)}}
+            publisher = write_publisher_file(checkpoint, args.out / "publisher", PUBLISHER_FILES[name], ".pth",
+                                             hashed=False)
         np.savez(args.out / f"{name}.npz", **arrays)
         top = arrays[f"n{CONFIGS[name]['n_codebooks']}.codes"]
-        entry = {"name": name, "kwargs": saved_kwargs(model), "sample_rate": model.sample_rate,
+        entry = {"name": name, "publisher_file": publisher, "kwargs": saved_kwargs(model), "sample_rate": model.sample_rate,
                  "hop_length": int(model.hop_length), "latent_dim": model.latent_dim,
                  "n_codebooks": model.n_codebooks, "n_quantizers": N_QUANTIZERS[name], "length": int(x.shape[-1]),
                  "batch": int(x.shape[0]), "frames": int(top.shape[-1]), "delay": int(model.delay),

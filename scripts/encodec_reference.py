@@ -25,6 +25,8 @@ model, without pickle:
   ``use_lm=False`` at ``ECDC_BANDWIDTH`` kbps, and in the npz ``ecdc.codes`` (``[1, K, frames]``,
   what ``model.encode`` gave for it), ``ecdc.scales`` (normalising models) and ``ecdc.decoded``
   (``model.decode`` of those codes, trimmed to the input's length, as ``decompress`` returns it);
+- ``publisher/<model>-<sha256[:8]>.th``: the state dict as EnCodec publishes its checkpoints
+  (``torch.save``, the hash prefix in the name), which the fetch tests serve over HTTP;
 - ``manifest.json``: EnCodec / torch / numpy versions and, per model, its settings, the
   bandwidths with their codebook counts, the smallest relative gap between the nearest and
   second-nearest code over all coded vectors (how far the codes are from a tie) and the
@@ -44,7 +46,7 @@ import encodec
 from encodec import EncodecModel
 from encodec.compress import compress
 from peer_reference_common import (ROOT, audio_args, distinct_codes_per_level, read_mono, resample, save_weights,
-                                   seeded_models)
+                                   seeded_models, write_publisher_file)
 
 MODELS = {"encodec_24khz": EncodecModel.encodec_model_24khz, "encodec_48khz": EncodecModel.encodec_model_48khz}
 BANDWIDTHS = {"encodec_24khz": [1.5, 24.0], "encodec_48khz": [3.0, 24.0]}  # lowest and highest of each
@@ -199,13 +201,15 @@ def main(argv: list[str] | None = None) -> None:
         make_trained_looking(model, x, generator)
         model.eval()
         save_weights(model, args.out / f"{name}.safetensors", {"encodec": encodec.__version__})
+        # the checkpoint as EnCodec publishes it (torch.save of the state dict, hash in the name)
+        publisher = write_publisher_file(model.state_dict(), args.out / "publisher", name, ".th", hashed=True)
         arrays = reference(model, x, BANDWIDTHS[name])
         arrays.update(ecdc_reference(model, x[0], args.out / f"{name}.ecdc"))
         np.savez(args.out / f"{name}.npz", **arrays)
         levels = {str(bw): model.quantizer.get_num_quantizers_for_bandwidth(model.frame_rate, bw)
                   for bw in BANDWIDTHS[name]}
         top = arrays[f"bw{BANDWIDTHS[name][-1]}.codes"]
-        entry = {"name": name, "sample_rate": model.sample_rate, "channels": model.channels,
+        entry = {"name": name, "publisher_file": publisher, "sample_rate": model.sample_rate, "channels": model.channels,
                  "causal": bool(model.encoder.model[0].causal), "normalize": model.normalize,
                  "segment": model.segment, "overlap": model.overlap, "frame_rate": model.frame_rate,
                  "n_q": model.quantizer.n_q, "target_bandwidths": model.target_bandwidths,

@@ -85,6 +85,22 @@ def save_weights(model: torch.nn.Module, path: Path, metadata: dict[str, str]) -
     save_file(state, str(path), metadata=metadata)
 
 
+def write_publisher_file(checkpoint: Any, folder: Path, stem: str, suffix: str, hashed: bool) -> dict[str, Any]:
+    """Write ``checkpoint`` with ``torch.save`` as its publisher ships it, under the publisher's file name:
+    ``<stem>-<first 8 hex of its SHA-256><suffix>`` where the publisher puts the hash in the name
+    (CompressAI, EnCodec: ``torch.hub``'s convention), else ``<stem><suffix>`` (DAC). Returns the file's
+    name, SHA-256 and size, for the manifest (the tests serve these files to ``ncodec fetch``)."""
+    import hashlib
+
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".{stem}{suffix}.tmp"
+    torch.save(checkpoint, tmp)
+    digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
+    name = f"{stem}-{digest[:8]}{suffix}" if hashed else f"{stem}{suffix}"
+    tmp.replace(folder / name)
+    return {"file": f"{folder.name}/{name}", "sha256": digest, "size": (folder / name).stat().st_size}
+
+
 def distinct_codes_per_level(codes: np.ndarray) -> list[int]:
     """How many different codes each level ``k`` of ``codes`` ``[B, K, T]`` uses."""
     return [len(np.unique(codes[:, k])) for k in range(codes.shape[1])]

@@ -27,7 +27,7 @@ ALLOWED: dict[str, set[str]] = {
     "kernels": {"errors", "entropy"},
     "quantizers": {"errors", "entropy"},
     "models": {"errors", "progress", "entropy", "quantizers", "transforms"},
-    "zoo": {"errors", "entropy", "models"},
+    "zoo": {"errors", "progress", "entropy", "models"},
     "codecs": {"errors", "progress", "entropy", "bitstream", "media", "transforms", "quantizers", "models", "zoo"},
     "api": {"errors", "progress", "bitstream", "media", "codecs", "zoo"},
     "tokenizers": {"errors", "progress", "media", "models", "zoo", "codecs"},

@@ -10,21 +10,30 @@ returns them, and `decode` without them uses unit volumes. `encode_batch` codes 
 signals of different lengths, each exactly as alone, as ``ncodec tokenize`` does.
 ``pattern(name)`` gives the interleaving patterns of `ncodec.tokenizers.patterns` for the
 tokenizer's number of codebooks.
+
+DAC models (`DACModel`, e.g. ``Tokenizer("dac_44khz")`` once ``ncodec fetch dac_44khz`` has run)
+tokenize too: mono, non-causal, coded whole; their bandwidth picks the first codebooks whose
+nominal rate fits (default: all of them).
 """
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from ..models.audio.dac import DACModel
 from ..models.audio.encodec import EncodedAudio, SEANetCodecModel
 from ..codecs.audio.neural import NeuralAudioCodec
 from ..media.pcm import downmix
 from ..models.audio.streaming import StreamingSEANet, is_streamable
 from ..media.resample import Resampler
+from ..errors import ModelFileError
+from ..models.audio.dac import DAC_CONFIGS
+from ..zoo import find_audio_model, load_audio_model, read_metadata
 from .patterns import Pattern, get_pattern
 
 __all__ = ["Tokenizer", "open_tokenizer"]
@@ -48,12 +57,16 @@ def _as_batch(wav: Any) -> Tensor:
 
 
 class Tokenizer:
-    """Audio <-> tokens with a `SEANetCodecModel` (or an ``encodec`` codec, a zoo name or a weights path)."""
+    """Audio <-> tokens with a `SEANetCodecModel` or `DACModel` (or an ``encodec`` codec, a zoo name or a
+    weights path)."""
 
-    def __init__(self, codec_or_model: SEANetCodecModel | NeuralAudioCodec | str | os.PathLike,
+    def __init__(self, codec_or_model: SEANetCodecModel | DACModel | NeuralAudioCodec | str | os.PathLike,
                  bandwidth: float | None = None, device: str | torch.device | None = None):
-        if isinstance(codec_or_model, SEANetCodecModel):
+        model: SEANetCodecModel | DACModel
+        if isinstance(codec_or_model, (SEANetCodecModel, DACModel)):
             model = codec_or_model
+        elif not isinstance(codec_or_model, NeuralAudioCodec) and _is_dac(codec_or_model):
+            model = _load_dac(codec_or_model)
         else:
             codec = codec_or_model if isinstance(codec_or_model, NeuralAudioCodec) else \
                 NeuralAudioCodec(model=codec_or_model, bandwidth=bandwidth)
@@ -63,10 +76,12 @@ class Tokenizer:
         self.model = model.eval()
         if device is not None:
             self.model.to(device)
+        self.is_dac = isinstance(model, DACModel)
         if bandwidth is None:
-            bandwidth = 6.0 if 6.0 in model.target_bandwidths else min(model.target_bandwidths)
+            bandwidth = (max(model.target_bandwidths) if self.is_dac else
+                         6.0 if 6.0 in model.target_bandwidths else min(model.target_bandwidths))
         self.num_codebooks = model.num_codebooks(bandwidth)  # validates
-        self.bandwidth = float(bandwidth)
+        self.bandwidth = model.bandwidth(self.num_codebooks) if isinstance(model, DACModel) else float(bandwidth)
 
     # ------------------------------------------------------------ facts
     @property
@@ -82,12 +97,13 @@ class Tokenizer:
         return self.model.channels
 
     @property
-    def frame_rate(self) -> int:
+    def frame_rate(self) -> float:
         return self.model.frame_rate
 
     @property
     def codebook_size(self) -> int:
-        return 1 << self.model.bits_per_codebook
+        model = self.model
+        return model.codebook_size if isinstance(model, DACModel) else 1 << model.bits_per_codebook
 
     def pattern(self, name: str, **options: Any) -> Pattern:
         """The interleaving pattern ``name`` (parallel, delay, flatten, coarse_first, stack_and_delay) for
@@ -107,6 +123,8 @@ class Tokenizer:
     def encode_with_scales(self, wav: Any, sample_rate: int) -> EncodedAudio:
         """Codes, segment volumes (normalising models, else None) and length at the model's rate."""
         x = self.prepare(wav, sample_rate)
+        if isinstance(self.model, DACModel):
+            return EncodedAudio(self.model.encode(x, self.num_codebooks), None, int(x.shape[-1]))
         chunk = int(CHUNK_SECONDS * self.sample_rate)
         if not is_streamable(self.model) or x.shape[-1] <= chunk:
             return self.model.encode(x, self.bandwidth)
@@ -127,6 +145,8 @@ class Tokenizer:
         codes = codes.to(self.device).long()
         if codes.ndim == 2:
             codes = codes[None]
+        if isinstance(model, DACModel):
+            return model.decode_codes(codes, length)
         if model.segment is not None:
             if length is None:
                 length = self.length_for_frames(codes.shape[-1])
@@ -144,6 +164,8 @@ class Tokenizer:
     def length_for_frames(self, frames: int) -> int:
         """The longest signal (samples at the model's rate) whose codes have ``frames`` frames."""
         model = self.model
+        if isinstance(model, DACModel):
+            return frames * model.hop_length
 
         def count(n: int) -> int:
             return sum(model.encoder.frames(size) for _, size in model.segments(n))
@@ -181,9 +203,42 @@ class Tokenizer:
         return out
 
 
+def _dac_file(model: str | os.PathLike) -> Path | None:
+    """The zoo file or path of a DAC model, None when ``model`` names something else."""
+    name = str(model)
+    if name.endswith(".safetensors") or os.sep in name or Path(name).is_file():
+        path = Path(name)
+        try:
+            return path if read_metadata(path).get("architecture") in DAC_CONFIGS else None
+        except ModelFileError:
+            return None
+    try:
+        entry = find_audio_model(name)
+    except ModelFileError:
+        return None
+    return entry.path if entry.architecture in DAC_CONFIGS else None
+
+
+def _is_dac(model: str | os.PathLike) -> bool:
+    return _dac_file(model) is not None
+
+
+def _load_dac(model: str | os.PathLike) -> DACModel:
+    path = _dac_file(model)
+    assert path is not None
+    net, _ = load_audio_model(path)
+    assert isinstance(net, DACModel)
+    return net
+
+
 def open_tokenizer(model: str | os.PathLike | None = None, bandwidth: float | None = None,
                    device: str | None = None) -> tuple[Tokenizer, str, str]:
     """The tokenizer of an audio model (a zoo name, a weights path, or the default model), with the model's
     name and hash: what a token folder records (`ncodec.tokenizers.folder.tokenize_folder`)."""
+    dac = _dac_file(model) if model is not None else None
+    if dac is not None:
+        net, facts = load_audio_model(dac)
+        tokenizer = Tokenizer(net, bandwidth=bandwidth, device=device)
+        return tokenizer, str(facts["name"]), str(facts["hash"])
     codec = NeuralAudioCodec(model=model, bandwidth=bandwidth, device=device or "cpu")
     return Tokenizer(codec, bandwidth=codec.bandwidth), str(codec.facts["name"]), str(codec.model_hash())

@@ -1,6 +1,9 @@
 """The audio zoo: neural audio model files, ``<name>.safetensors`` whose metadata names an audio
-architecture (``encodec_24khz``, ``encodec_48khz``, or ``seanet`` with its `SEANetCodecModel.build`
-arguments as JSON under ``config``), or EnCodec's own ``.th`` checkpoints (read with ``weights_only``).
+architecture (``encodec_24khz``, ``encodec_48khz``, ``seanet`` with its `SEANetCodecModel.build`
+arguments as JSON under ``config``, or one of DAC's released models, ``dac_16khz`` ... ``dac_44khz_16kbps``),
+or EnCodec's own ``.th`` checkpoints (read with ``weights_only``).
+
+DAC models tokenize (`ncodec.tokenizers.Tokenizer`); the ``encodec`` codec codes SEANet models only.
 """
 from __future__ import annotations
 
@@ -8,20 +11,22 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Union
 
 import torch
 from torch import Tensor
 
 from ..errors import ModelFileError
+from ..models.audio.dac import DAC_CONFIGS, DACModel
 from ..models.audio.encodec import SEANetCodecModel, is_encodec_state_dict
-from .files import load_weights, model_dirs, read_metadata, state_dict_hash
+from .files import load_weights, model_dirs, read_metadata, save_state_atomically, state_dict_hash
 
 __all__ = ["AUDIO_ARCHITECTURES", "AudioZooModel", "BUILDERS", "audio_zoo_models", "build_audio_model",
            "find_audio_model", "load_audio_model", "model_identity", "save_audio_model"]
 
 #: Architectures of neural audio model files (`build_audio_model` builds them).
-AUDIO_ARCHITECTURES = ("encodec_24khz", "encodec_48khz", "seanet")
+AUDIO_ARCHITECTURES = ("encodec_24khz", "encodec_48khz", "seanet", *DAC_CONFIGS)
+AudioModel = Union[SEANetCodecModel, DACModel]
 BUILDERS = {"encodec_24khz": SEANetCodecModel.encodec_24khz, "encodec_48khz": SEANetCodecModel.encodec_48khz}
 _TABLE_BUFFERS = ("_quantized_cdf", "_offset", "_cdf_length")
 _SEANET_LIMITS = {"n_filters": 256, "dimension": 1024, "n_residual_layers": 8, "lstm": 4, "kernel_size": 31,
@@ -65,10 +70,12 @@ def find_audio_model(name: str) -> AudioZooModel:
                          f"available: {names}; or pass a .safetensors / EnCodec .th path")
 
 
-def build_audio_model(architecture: str, config: Mapping[str, Any] | None = None) -> SEANetCodecModel:
-    """An untrained model: one of EnCodec's two, or ``seanet`` from `SEANetCodecModel.build` arguments."""
+def build_audio_model(architecture: str, config: Mapping[str, Any] | None = None) -> AudioModel:
+    """An untrained model: one of EnCodec's two or DAC's four, or ``seanet`` from `SEANetCodecModel.build` arguments."""
     if architecture in BUILDERS:
         return BUILDERS[architecture]()
+    if architecture in DAC_CONFIGS:
+        return DACModel.from_config(architecture)
     if architecture != "seanet" or not isinstance(config, Mapping):
         known = ", ".join(AUDIO_ARCHITECTURES)
         raise ModelFileError(f"unknown audio architecture {architecture!r} (known: {known}; seanet needs a config)")
@@ -104,7 +111,7 @@ def _metadata(path: Path) -> dict[str, str]:
 
 
 def load_audio_model(path: str | os.PathLike, architecture: str | None = None
-                     ) -> tuple[SEANetCodecModel, dict[str, Any]]:
+                     ) -> tuple[AudioModel, dict[str, Any]]:
     """A model (eval mode, coding tables built from its prior counts) and its facts from a weights file.
 
     The architecture comes from the file's metadata, else ``architecture``, else the weights'
@@ -132,39 +139,35 @@ def load_audio_model(path: str | os.PathLike, architecture: str | None = None
             model.load_state_dict({k: v for k, v in full.items() if k in state or ".prior." in f".{k}"})
     except (RuntimeError, KeyError, ValueError) as exc:
         raise ModelFileError(f"{path}: the weights do not fit {arch}: {str(exc)[:500]}") from None
-    counts = model.quantizer.prior.counts
     if not all(torch.isfinite(v).all() for v in model.state_dict().values() if v.is_floating_point()):
         raise ModelFileError(f"{path}: the weights hold NaN or infinite values")
-    if (counts < 0).any():
-        raise ModelFileError(f"{path}: negative prior counts")
-    if int(counts.sum()) > 0:
-        model.quantizer.prior.update(force=True)
+    prior = getattr(model.quantizer, "prior", None)
+    if prior is not None:
+        if (prior.counts < 0).any():
+            raise ModelFileError(f"{path}: negative prior counts")
+        if int(prior.counts.sum()) > 0:
+            prior.update(force=True)
     model.eval()
     facts = {"name": meta.get("name") or path.stem, "architecture": arch, "config": config,
              "hash": model_identity(model)}
     return model, facts
 
 
-def save_audio_model(model: SEANetCodecModel, path: str | os.PathLike, architecture: str,
+def save_audio_model(model: AudioModel, path: str | os.PathLike, architecture: str,
                      config: Mapping[str, Any] | None = None, **metadata: str) -> None:
     """Write a model (ncodec key names, prior counts and tables included) as an audio zoo file, atomically."""
-    from safetensors.torch import save_file
-
     if architecture not in AUDIO_ARCHITECTURES or (architecture == "seanet") != (config is not None):
-        raise ValueError("architecture must be encodec_24khz / encodec_48khz, or seanet with its config")
-    if int(model.quantizer.prior.counts.sum()) > 0:
-        model.quantizer.prior.update(force=True)
+        raise ValueError(f"architecture must be one of {', '.join(AUDIO_ARCHITECTURES)} (seanet with its config)")
+    prior = getattr(model.quantizer, "prior", None)
+    if prior is not None and int(prior.counts.sum()) > 0:
+        prior.update(force=True)
     meta = {**{k: str(v) for k, v in metadata.items()}, "architecture": architecture}
     if config is not None:
         meta["config"] = json.dumps(dict(config), sort_keys=True)
-    path = Path(path)
-    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(state, str(tmp), metadata=meta)
-    os.replace(tmp, path)
+    save_state_atomically(model.state_dict(), Path(path), meta)
 
 
-def model_identity(model: SEANetCodecModel) -> str:
+def model_identity(model: AudioModel) -> str:
     """SHA-256 of the weights and prior counts (not the coding tables, which the counts determine)."""
     state = {k: v for k, v in model.state_dict().items() if not k.endswith(_TABLE_BUFFERS)}
     return state_dict_hash(state)

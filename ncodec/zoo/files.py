@@ -4,7 +4,7 @@ Files are read without unrestricted pickle: ``.safetensors``, or a publisher's t
 ``.pth.tar`` / ``.th`` through ``torch.load(weights_only=True)`` (tensors and plain containers
 only). Zoo files are looked up, in order, in the folders of ``$NCODEC_MODELS``
 (``os.pathsep``-separated), ``~/.cache/ncodec/models`` and the weights bundled with the package
-(``ncodec/weights``). Nothing is ever downloaded.
+(``ncodec/weights``). Nothing is downloaded here: `ncodec.zoo.fetch` does that, when asked.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from torch import Tensor
 from ..errors import ModelFileError
 
 __all__ = ["BUNDLED_DIR", "MODELS_ENV", "StateDictOrPath", "load_weights", "model_dirs", "read_metadata",
-           "state_dict_hash"]
+           "save_state_atomically", "state_dict_hash"]
 
 StateDictOrPath = Union[Mapping[str, Any], str, os.PathLike]
 MODELS_ENV = "NCODEC_MODELS"
@@ -75,3 +75,17 @@ def state_dict_hash(state_dict: Mapping[str, Tensor]) -> str:
         h.update(f"{key}|{value.dtype}|{tuple(value.shape)}\n".encode())
         h.update(value.reshape(-1).view(torch.uint8).numpy().tobytes() if value.numel() else b"")
     return h.hexdigest()
+
+
+def save_state_atomically(state_dict: Mapping[str, Tensor], path: Path, metadata: Mapping[str, str]) -> None:
+    """Write a state dict as safetensors through a hidden temporary file beside ``path`` and a rename:
+    ``path`` is either the whole new file or untouched, and a failed write (a full disk) leaves nothing."""
+    from safetensors.torch import save_file
+
+    state = {k: v.detach().to("cpu").contiguous() for k, v in state_dict.items()}
+    tmp = path.with_name(f".{os.getpid()}.{path.name}.tmp")
+    try:
+        save_file(state, str(tmp), metadata=dict(metadata))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -18,7 +18,7 @@ from ..errors import ModelFileError
 from ..models.image.hyperprior import GaussianMixtureHyperprior, ImageCompressionModel
 from ..models.image.variable_rate import GainedMeanScaleHyperprior
 from .compressai import ARCHITECTURES
-from .files import load_weights, model_dirs, read_metadata, state_dict_hash
+from .files import load_weights, model_dirs, read_metadata, save_state_atomically, state_dict_hash
 
 __all__ = ["ALL_ARCHITECTURES", "VARIABLE_RATE", "ZooModel", "architecture_name", "build_model", "find_model", "load_model",
            "save_model", "zoo_models"]
@@ -123,18 +123,12 @@ def architecture_name(model: ImageCompressionModel) -> str:
 def save_model(model: ImageCompressionModel, path: str | os.PathLike, **metadata: str) -> None:
     """Write a model's state dict (coding tables built first) as a zoo file, atomically, with the
     metadata `load_model` reads (architecture, N, M, K) plus ``metadata``."""
-    from safetensors.torch import save_file
-
     model.update()
     meta = {**{k: str(v) for k, v in metadata.items()}, "architecture": architecture_name(model),
             "N": str(model.N), "M": str(model.M)}
     if isinstance(model, GaussianMixtureHyperprior):
         meta["K"] = str(model.K)
-    path = Path(path)
-    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(state, str(tmp), metadata=meta)
-    os.replace(tmp, path)
+    save_state_atomically(model.state_dict(), Path(path), meta)
 
 
 def load_model(path: str | os.PathLike) -> tuple[ImageCompressionModel, dict[str, Any]]:

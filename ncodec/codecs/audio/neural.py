@@ -125,10 +125,14 @@ class NeuralAudioCodec(Codec):
         name = DEFAULT_MODEL if model is None else str(model)
         if name.endswith((".safetensors", ".th", ".pt", ".pth")) or os.sep in name or Path(name).is_file():
             net, facts = load_audio_model(name, self._architecture_hint)
-            return net, facts
-        entry = zoo.find_audio_model(name)
-        net, facts = load_audio_model(entry.path, entry.architecture)
-        facts["name"] = entry.name
+        else:
+            entry = zoo.find_audio_model(name)
+            net, facts = load_audio_model(entry.path, entry.architecture)
+            facts["name"] = entry.name
+        if not isinstance(net, SEANetCodecModel):
+            raise ModelFileError(f"{facts['name']} is a {facts['architecture']} model: the encodec codec codes "
+                                 f"EnCodec / SEANet models; DAC models tokenize (ncodec tokenize --model "
+                                 f"{facts['name']}, or Tokenizer({facts['name']!r}))")
         return net, facts
 
     @property

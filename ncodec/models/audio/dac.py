@@ -278,6 +278,21 @@ class DACModel(nn.Module):
         n = self.n_codebooks if n_codebooks is None else int(n_codebooks)
         return n * math.log2(self.codebook_size) * self.frame_rate / 1000
 
+    @property
+    def target_bandwidths(self) -> list[float]:
+        """The nominal kbps of the first 1, 2, ..., K codebooks (DAC codes at any prefix of its levels)."""
+        return [self.bandwidth(n) for n in range(1, self.n_codebooks + 1)]
+
+    def num_codebooks(self, bandwidth: float | None = None) -> int:
+        """Codebooks that fit in ``bandwidth`` kbps (the most whose nominal rate is within 0.01 kbps of it;
+        None or <= 0: all); ValueError when not even one fits."""
+        if not bandwidth or bandwidth <= 0:
+            return self.n_codebooks
+        n = sum(1 for b in self.target_bandwidths if b <= float(bandwidth) + 0.01)
+        if n == 0:
+            raise ValueError(f"bandwidth {bandwidth} kbps is below one codebook ({self.bandwidth(1):.3f} kbps)")
+        return n
+
     def preprocess(self, wav: Tensor) -> Tensor:
         """``wav`` right-padded with zeros to a multiple of the hop (DAC's ``preprocess``)."""
         if wav.ndim != 3 or wav.shape[1] != 1 or wav.shape[-1] == 0:
