@@ -73,13 +73,16 @@ def load_media(path: Path, media: str, max_seconds: float | None = None, max_fra
     return read_video(path, max_frames=max_frames)
 
 
-def measure(media_kind: str, reference: Any, decoded: Any, nbytes: int) -> dict[str, float]:
-    """Rate and distortion of one decoded file against its reference."""
+def measure(media_kind: str, reference: Any, decoded: Any, nbytes: int,
+            ms_ssim_reference: Any | None = None) -> dict[str, float]:
+    """Rate and distortion of one decoded file against its reference (``ms_ssim_reference``: the
+    reference's `metrics.MsSsimReference`, made once per file when many points are measured)."""
     from . import metrics as m
 
     if media_kind == "image":
+        ms = (ms_ssim_reference or m.MsSsimReference(reference)).score(decoded)
         return {"bpp": m.bpp(nbytes, reference), "psnr": m.psnr(reference, decoded),
-                "psnr_y": m.psnr_y(reference, decoded), "ms_ssim": m.ms_ssim(reference, decoded)}
+                "psnr_y": m.psnr_y(reference, decoded), "ms_ssim": ms}
     if media_kind == "audio":
         rate = reference.sample_rate
         out = {"kbps": m.kbps(nbytes, reference.duration), "si_sdr": m.si_sdr(reference, decoded),
@@ -133,8 +136,22 @@ class FileRun:
     cache: Cache
     entries: dict[str, Any] = field(default_factory=dict)
     dirty: bool = False
-    #: knob settings found so far on this file, by target rate (the next target's search starts there)
+    #: knob settings found so far on this file, by target rate
     found: dict[float, float] = field(default_factory=dict)
+    #: the settings the previous file needed, by target rate (where this file's searches start)
+    hints: dict[float, float] = field(default_factory=dict)
+    #: the reference's MS-SSIM pyramid (images), shared by the codecs run on this file
+    ms_ssim_reference: Any | None = None
+    #: streams encoded during the search and their encode times, kept (in memory) for `evaluate`
+    encoded: dict[str, tuple[bytes, float]] = field(default_factory=dict)
+
+    def _encode(self, quality: float | None) -> tuple[bytes, float]:
+        key = _key(quality)
+        if key not in self.encoded:
+            t0 = time.perf_counter()
+            data = self.codec.encode(self.reference, quality)
+            self.encoded[key] = (data, time.perf_counter() - t0)
+        return self.encoded[key]
 
     def rate_of(self, quality: float | None) -> float:
         """The rate at a setting (encodes, but does not decode, when not cached)."""
@@ -143,7 +160,7 @@ class FileRun:
             return float(self.entries[key]["rate"])
         rates = self.entries.setdefault("_rates", {})
         if key not in rates:
-            data = self.codec.encode(self.reference, quality)
+            data, _ = self._encode(quality)
             rates[key] = _rate(self.media_kind, len(data), self.reference)
             self.dirty = True
         return float(rates[key])
@@ -158,14 +175,13 @@ class FileRun:
         """Full result (rate, metrics, timings) at a setting."""
         key = _key(quality)
         if key not in self.entries:
-            t0 = time.perf_counter()
-            data = self.codec.encode(self.reference, quality)
+            data, enc_s = self._encode(quality)
             t1 = time.perf_counter()
             decoded = self.codec.decode(data, self.reference)
-            t2 = time.perf_counter()
-            result = measure(self.media_kind, self.reference, decoded, len(data))
+            dec_s = time.perf_counter() - t1
+            result = measure(self.media_kind, self.reference, decoded, len(data), self.ms_ssim_reference)
             result.update({"rate": _rate(self.media_kind, len(data), self.reference), "bytes": len(data),
-                           "enc_s": t1 - t0, "dec_s": t2 - t1, "setting": quality})
+                           "enc_s": enc_s, "dec_s": dec_s, "setting": quality})
             self.entries[key] = result
             self.dirty = True
         return self.entries[key]
@@ -190,29 +206,52 @@ def _rate(media_kind: str, nbytes: int, reference: Any) -> float:
     return m.video_bpp(nbytes, reference.frames)
 
 
-def search_knob(run: FileRun, target: float, floor: float | None = None) -> float:
+def _probe_hint(run: FileRun, target: float, hint: float) -> None:
+    """Measure the file's rate at ``hint`` (the setting another file needed for this target) and at its
+    neighbour towards the target: on similar files these two bracket it, and otherwise they put the
+    next probes close."""
+    knob = run.codec.knob
+    assert knob is not None
+    setting = min(max(float(round(hint)) if knob.integer else float(hint), knob.lo), knob.hi)
+    step = 1.0 if knob.integer else (knob.hi - knob.lo) / 256
+    up = run.rate_of(setting) <= target
+    run.rate_of(min(setting + step, knob.hi) if up else max(setting - step, knob.lo))
+
+
+def search_knob(run: FileRun, target: float, hint: float | None = None) -> float:
     """The knob value whose rate is closest to ``target`` (rate rises with the knob).
 
     Every rate already measured on the file (for this target or earlier ones) narrows the
-    bracket first; each new probe then interpolates in log-rate between the bracket's ends,
-    bisecting instead when the interpolation would hug an end (a plateau) or when the last
-    probe did not halve the bracket. With a monotonic rate it ends on the same adjacent pair
-    as plain bisection, in fewer encodes. ``floor`` is kept for callers: a known setting at
-    or below the answer (it is among the measured rates anyway).
+    bracket first. Without a bracket, the search starts from ``hint`` (the setting the previous
+    file needed, and its neighbour towards the target), then from the knob's ends as needed. Each new probe then
+    interpolates in log-rate between the bracket's ends, bisecting instead when the
+    interpolation would hug an end (a plateau) or when the last probe did not halve the bracket.
+    With a monotonic rate it ends on the same adjacent pair as plain bisection, whatever the
+    hint, in fewer encodes.
     """
     knob = run.codec.knob
     assert knob is not None
-    lo, hi = float(knob.lo), float(knob.hi)
-    if run.rate_of(lo) >= target:
-        return lo
-    if run.rate_of(hi) <= target:
-        return hi
+    known = run.known_rates()
+    bracketed = any(r <= target for r in known.values()) and any(r > target for r in known.values())
+    if not bracketed and hint is not None:
+        _probe_hint(run, target, hint)
+    known = run.known_rates()
+    if not any(r <= target for k, r in known.items() if knob.lo <= k <= knob.hi) and run.rate_of(knob.lo) >= target:
+        return float(knob.lo)
+    if not any(r > target for k, r in known.items() if knob.lo <= k <= knob.hi) and run.rate_of(knob.hi) <= target:
+        return float(knob.hi)
     last_side = 0
     stalled = False
     for _ in range(60):
         known = run.known_rates()
         lo = max(k for k, r in known.items() if knob.lo <= k <= knob.hi and r <= target)
-        hi = min(k for k, r in known.items() if lo < k <= knob.hi and r > target)
+        above = [k for k, r in known.items() if lo < k <= knob.hi and r > target]
+        if not above:  # a rate that falls with the knob somewhere: settle on the top end or lo
+            if knob.hi not in known and run.rate_of(knob.hi) > target:
+                continue
+            hi = float(knob.hi)
+            break
+        hi = min(above)
         if (knob.integer and hi - lo <= 1) or (not knob.integer and hi - lo <= 1e-3 * (knob.hi - knob.lo)):
             break
         f_lo, f_hi = math.log(max(known[lo], 1e-300) / target), math.log(known[hi] / target)
@@ -242,8 +281,7 @@ def settings_for(codec: EvalCodec, targets: Iterable[float]) -> list[tuple[float
         ordered = sorted(targets)
 
         def find(run: FileRun, t: float) -> float:
-            lower = [found for target, found in run.found.items() if target < t]  # lower targets done before
-            setting = search_knob(run, t, max(lower) if lower else None)
+            setting = search_knob(run, t, run.hints.get(t))
             run.found[t] = setting
             return setting
 
@@ -259,16 +297,26 @@ def _mean(values: list[float]) -> float:
 
 
 def evaluate_file(path: Path, media_kind: str, codecs: list[EvalCodec], targets: tuple[float, ...],
-                  cache_dir: Path | None, max_seconds: float | None, max_frames: int | None
-                  ) -> dict[str, list[dict[str, Any]]]:
-    """Every codec's result at each of its operating points on one file (cached point by point)."""
+                  cache_dir: Path | None, max_seconds: float | None, max_frames: int | None,
+                  hints: dict[str, dict[float, float]] | None = None) -> dict[str, list[dict[str, Any]]]:
+    """Every codec's result at each of its operating points on one file (cached point by point).
+
+    ``hints`` (codec name -> target -> setting) start the knob searches from the settings another
+    file needed; it is updated with this file's settings, for the next file."""
+    hints = {} if hints is None else hints
     cache = Cache(cache_dir)
     reference = load_media(path, media_kind, max_seconds, max_frames)
     digest = hashlib.sha256(path.read_bytes()).hexdigest() + f"|{max_seconds}|{max_frames}"
     digest = hashlib.sha256(digest.encode()).hexdigest()
     out: dict[str, list[dict[str, Any]]] = {}
+    prepared = None
+    if media_kind == "image":
+        from .metrics import MsSsimReference
+
+        prepared = MsSsimReference(reference)
     for codec in codecs:
-        run = FileRun(codec, media_kind, reference, digest, cache, cache.load(codec, digest))
+        run = FileRun(codec, media_kind, reference, digest, cache, cache.load(codec, digest),
+                      hints=dict(hints.get(codec.name, {})), ms_ssim_reference=prepared)
         out[codec.name] = []
         try:
             for _, find in settings_for(codec, targets):
@@ -278,15 +326,18 @@ def evaluate_file(path: Path, media_kind: str, codecs: list[EvalCodec], targets:
                 run.flush()   # point by point: an interrupted run of slow codecs (fits) keeps its work
         finally:
             run.flush()
+        hints[codec.name] = dict(run.found)
     return out
 
 
-def _evaluate_file_by_names(path: Path, media_kind: str, names: list[str], targets: tuple[float, ...],
-                            cache_dir: Path | None, max_seconds: float | None, max_frames: int | None
-                            ) -> dict[str, list[dict[str, Any]]]:
-    """`evaluate_file` in a worker process, which resolves the codecs by name itself."""
-    return evaluate_file(path, media_kind, [resolve_codec(n, media_kind) for n in names], targets, cache_dir,
-                         max_seconds, max_frames)
+def _evaluate_files_by_names(paths: list[Path], media_kind: str, names: list[str], targets: tuple[float, ...],
+                             cache_dir: Path | None, max_seconds: float | None, max_frames: int | None
+                             ) -> list[dict[str, list[dict[str, Any]]]]:
+    """`evaluate_file` over consecutive files in a worker process (which resolves the codecs by name
+    itself), each file's searches starting from the previous file's settings."""
+    codecs = [resolve_codec(n, media_kind) for n in names]
+    hints: dict[str, dict[float, float]] = {}
+    return [evaluate_file(p, media_kind, codecs, targets, cache_dir, max_seconds, max_frames, hints) for p in paths]
 
 
 def _worker_init() -> None:
@@ -324,21 +375,26 @@ def run_eval(media_kind: str, codec_names: list[str], data: Path, targets: Itera
     bar = Progress(len(files), f"eval {media_kind}", enabled=progress)
     if jobs == 1 or len(files) < 2:
         per_file = []
+        hints: dict[str, dict[float, float]] = {}
         for path in files:
-            per_file.append(evaluate_file(path, media_kind, codecs, targets, cache_dir, max_seconds, max_frames))
+            per_file.append(evaluate_file(path, media_kind, codecs, targets, cache_dir, max_seconds, max_frames,
+                                          hints))
             bar.update()
     else:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
-        with ProcessPoolExecutor(max_workers=min(jobs, len(files)), initializer=_worker_init,
+        workers = min(jobs, len(files))
+        size = -(-len(files) // (2 * workers))  # two runs of consecutive files per worker: balance, and hints
+        chunks = [files[i:i + size] for i in range(0, len(files), size)]
+        with ProcessPoolExecutor(max_workers=workers, initializer=_worker_init,
                                  mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = [pool.submit(_evaluate_file_by_names, path, media_kind, [c.name for c in codecs], targets,
-                                   cache_dir, max_seconds, max_frames) for path in files]
+            futures = [pool.submit(_evaluate_files_by_names, chunk, media_kind, [c.name for c in codecs], targets,
+                                   cache_dir, max_seconds, max_frames) for chunk in chunks]
             per_file = []
-            for future in futures:  # in file order
-                per_file.append(future.result())
-                bar.update()
+            for future, chunk in zip(futures, chunks):  # in file order
+                per_file.extend(future.result())
+                bar.update(len(chunk))
     for results in per_file:
         for codec in codecs:
             for i, result in enumerate(results[codec.name]):

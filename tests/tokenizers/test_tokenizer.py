@@ -289,3 +289,25 @@ def test_detokenize_gives_back_each_files_audio(zoo, corpus: Path, tmp_path: Pat
 
     with pytest.raises(ModelMismatchError):
         detokenize_file(tokens, tmp_path / "other", other, model_identity(other.model))
+
+
+def test_dac_models_tokenize(speech) -> None:
+    """A DAC model (small, seeded) tokenizes: its own codes, the codebooks a bandwidth fits, exact lengths."""
+    from ncodec.models.audio.dac import DACModel
+
+    torch.manual_seed(0)
+    model = DACModel(encoder_dim=8, encoder_rates=(2, 4), decoder_dim=32, decoder_rates=(4, 2), n_codebooks=4,
+                     codebook_size=64, sample_rate=16_000)
+    clip, rate = speech[:, :12_000], 24_000
+    tokenizer = Tokenizer(model)
+    assert tokenizer.num_codebooks == 4 and tokenizer.codebook_size == 64 and tokenizer.frame_rate == 2000
+    x = tokenizer.prepare(clip, rate)
+    assert x.shape == (1, 1, 8000)
+    codes = tokenizer.encode(clip, rate)
+    assert torch.equal(codes, model.encode(x))
+    per_codebook = model.bandwidth(1)
+    assert Tokenizer(model, bandwidth=2 * per_codebook).num_codebooks == 2
+    with pytest.raises(ValueError):
+        Tokenizer(model, bandwidth=per_codebook / 2)
+    assert tokenizer.decode(codes, length=x.shape[-1]).shape == x.shape
+    assert tokenizer.length_for_frames(codes.shape[-1]) == codes.shape[-1] * model.hop_length
