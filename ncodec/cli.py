@@ -284,7 +284,7 @@ def cmd_list(args: argparse.Namespace) -> None:
         options = api.codec_options(c.name) if args.options else None
         if args.json:
             row = {"name": c.name, "media": c.media, "pretrained": c.pretrained, "lossless": c.lossless,
-                   "default": c.default, "description": c.description}
+                   "default": c.default, "description": c.description, "quality_scale": c.quality_scale or None}
             if options is not None:
                 row["options"] = {k: v if isinstance(v, (int, float, str, bool, type(None))) else str(v)
                                   for k, v in options.items()}
@@ -293,6 +293,8 @@ def cmd_list(args: argparse.Namespace) -> None:
             flags = ", ".join(f for f, on in (("default", c.default), ("lossless", c.lossless),
                                               ("pretrained", c.pretrained)) if on)
             print(f"{c.name:<20} {c.media:<6} {flags:<28} {c.description}")
+            if c.quality_scale:
+                print(" " * 22 + c.quality_scale)
             if options:
                 print(" " * 22 + "options: " + ", ".join(f"{k}={'auto' if v is None else v}"
                                                            for k, v in options.items()))

@@ -275,3 +275,21 @@ def test_rate_targets_from_the_command_line(work: Path, capsys: pytest.CaptureFi
     assert main(["compress", str(work / "garden.png"), str(work / "x.ncd"), "--codec", "wavelet-lossless",
                  "--bpp", "0.5"]) == 2  # no rate target there: a usage error, not a silent lossless stream
     assert "does not take" in capsys.readouterr().err
+
+
+def test_every_lossy_codec_documents_its_quality_scale(capsys) -> None:
+    """`ncodec list` says, per lossy codec, what --quality means (range, direction, default) and its rate target."""
+    import json
+
+    assert main(["list", "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    codecs = [r for r in rows if "name" in r]
+    assert {r["name"] for r in codecs} >= {"wavelet", "learned", "encodec", "inr", "nerv"}
+    for row in codecs:
+        if row["lossless"]:
+            continue
+        scale = row["quality_scale"]
+        assert scale and "higher is better" in scale and "default" in scale, row["name"]
+        assert ("rate target --" in scale) or ("no rate target" in scale), row["name"]
+    assert main(["list"]) == 0
+    assert "rate target --bpp" in capsys.readouterr().out

@@ -41,6 +41,9 @@ class Codec(ABC):
     lossless: ClassVar[bool]
     pretrained: ClassVar[bool] = False
     description: ClassVar[str] = ""
+    #: what ``--quality`` means for this codec (range, direction, default) and the rate target it takes;
+    #: every lossy codec says it, and ``ncodec list`` shows it
+    quality_scale: ClassVar[str] = ""
 
     @abstractmethod
     def write(self, media: Any, out: BinaryIO, progress: Progress | None = None) -> None:

@@ -72,11 +72,12 @@ class CodecInfo:
     lossless: bool
     default: bool
     description: str
+    quality_scale: str = ""
 
 
 def list_codecs() -> list[CodecInfo]:
     """Every registered codec, sorted by media then name."""
     firsts = {kind: names[0][1] for kind, names in _DEFAULTS.items()}
-    out = [CodecInfo(n, c.media, c.pretrained, c.lossless, firsts.get(c.media) == n, c.description)
+    out = [CodecInfo(n, c.media, c.pretrained, c.lossless, firsts.get(c.media) == n, c.description, c.quality_scale)
            for n, c in _CODECS.items()]
     return sorted(out, key=lambda i: (i.media, i.name))

@@ -90,6 +90,8 @@ class NeuralAudioCodec(Codec):
     pretrained = True
     description = ("lossy audio: EnCodec-compatible SEANet + residual VQ (weights from the zoo or --model), "
                    "codes entropy coded with a per-codebook prior; --quality is the bandwidth in kbps")
+    quality_scale = ("quality = bandwidth in kbps (higher is better): one of the model's (1.5, 3, 6, 12, 24 for "
+                     'encodec_24khz), default 6; rate target --kbps (the same)')
 
     def __init__(self, model: str | os.PathLike | SEANetCodecModel | None = None, bandwidth: float | None = None,
                  quality: float | None = None, device: str = "cpu", chunk_seconds: float = 10.0):

@@ -68,6 +68,8 @@ class InrImageCodec(fitted.FittedCodec):
     lossless = False
     description = ("lossy images: per-image overfitted latent grids + tiny synthesis, exact autoregressive "
                    "entropy model (Cool-chic / C3 design); slow to encode")
+    quality_scale = ('quality 0-10 (higher is better; lambda = 0.02 * 2**-quality), default 4; no rate target (fits '
+                     'minutes per image)')
 
     def __init__(self, quality: float | None = None, lmbda: float | None = None, preset: str | None = None,
                  device: str = "auto", iterations: int | None = None, seed: int = 0, **architecture: Any):

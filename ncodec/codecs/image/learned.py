@@ -75,6 +75,8 @@ class LearnedImageCodec(Codec):
     pretrained = True
     description = ("lossy images: learned hyperprior-family models (CompressAI-compatible weights), "
                    "entropy parameters exact on every device")
+    quality_scale = ("quality 1-8 (higher is better; CompressAI's levels, fractional for a variable-rate model), "
+                     "default: the model's middle level; no rate target")
 
     def __init__(self, model: str | os.PathLike | None = None, quality: float | None = None, device: str = "cpu"):
         if quality is not None:

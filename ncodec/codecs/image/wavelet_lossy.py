@@ -191,6 +191,8 @@ class WaveletCodec(Codec):
     media = "image"
     lossless = False
     description = "lossy images: YCbCr + CDF 9/7 wavelet + dead-zone quantization + context-modelled rANS"
+    quality_scale = ('quality 1-100 (higher is better, JPEG-like; 100 near-lossless), default 75 (about 0.5-1 bpp on '
+                     'photos); rate target --bpp')
     eval_rate_option = "bpp"  # the harness gives it the target rate directly
 
     @classmethod

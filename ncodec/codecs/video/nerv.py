@@ -105,6 +105,8 @@ class NervVideoCodec(fitted.FittedCodec):
     lossless = False
     description = ("lossy video: per-clip overfitted frame embeddings + upsampling conv decoder (HNeRV design), "
                    "exact autoregressive entropy model of the embeddings; slow to encode")
+    quality_scale = ('quality 0-10 (higher is better; sizes the network for about 0.05 * 2**(quality/2) bpp), default '
+                     '4; no rate target (fits minutes per clip)')
 
     def __init__(self, quality: float | None = None, lmbda: float | None = None, preset: str | None = None,
                  device: str = "auto", iterations: int | None = None, seed: int = 0, **architecture: Any):
