@@ -357,7 +357,8 @@ def cmd_eval(args: argparse.Namespace) -> None:
         raise UsageError(f"--targets takes comma-separated numbers, got {args.targets!r}") from None
     cache = None if args.no_cache else Path(args.cache).expanduser()
     result = run_eval(args.media, [c.strip() for c in args.codec.split(",") if c.strip()], Path(args.data),
-                      targets, cache, args.max_files, args.max_seconds, args.max_frames, jobs=args.jobs)
+                      targets, cache, args.max_files, args.max_seconds, args.max_frames,
+                      progress=False if args.quiet else None, jobs=args.jobs)
     print(format_table(result))
     if args.json:
         with atomic_output(args.json, force=True) as f:
