@@ -99,6 +99,18 @@ def _compress_folder(args: argparse.Namespace) -> None:
     out_root = Path(args.output or f"{root.as_posix().rstrip('/')}.ncd")
     if out_root.resolve() == root.resolve() or root.resolve() in out_root.resolve().parents:
         raise UsageError(f"the output folder {out_root} must lie outside the input folder {root}")
+    if args.engine == "ray":
+        from .corpus.ray_engine import compress_corpus
+
+        summary = compress_corpus(root, out_root, args.codec, _compress_options(args), address=args.address,
+                                  workers=args.workers, force=args.force, suffix=STREAM_SUFFIX)
+        for item, error in sorted(summary.failed.items()):
+            print(f"ncodec: {item}: {_one_line(error)}", file=sys.stderr)
+        _say(args, f"compressed {summary.new} files, kept {summary.kept} done before, {len(summary.failed)} failed "
+                   f"(Ray, {summary.wall:.1f} s)")
+        if summary.failed:
+            raise Error(f"{len(summary.failed)} of {summary.items} files failed (listed above)")
+        return
     files = sorted({*media_files(root, "image", recursive=True), *media_files(root, "audio", recursive=True),
                     *media_files(root, "video", recursive=True)})
     _batch(args, files, lambda src: out_root / (src.relative_to(root).as_posix() + STREAM_SUFFIX),
@@ -138,22 +150,19 @@ def cmd_compress(args: argparse.Namespace) -> None:
         return _compress_folder(args)
     if args.output:
         _refuse_overwriting_input(args.input, args.output)
+    options = _compress_options(args)
+    out = args.output or ("-" if args.input == "-" else str(Path(args.input).with_suffix(STREAM_SUFFIX)))
+    if args.input != "-" and out != "-":
+        with Progress(1, f"compress {args.codec or ''}".strip(), enabled=False if args.quiet else None) as progress:
+            media, in_bytes, written, _ = api.compress_file(args.input, out, args.codec, args.force, progress,
+                                                           **options)
+        _say(args, _summary(media, in_bytes, written, out))
+        return
     data = _read_input(args.input)
-    kind = detect_media(data[:64])
-    if kind == "ncodec":
+    if detect_media(data[:64]) == "ncodec":
         raise UsageError(f"{args.input} is already an ncodec stream; use `ncodec decompress`")
     media = api.to_media(data, None if args.input == "-" else args.input)
-    options = _parse_options(args.option)
-    if args.quality is not None:
-        options["quality"] = args.quality
-    if args.bpp is not None:
-        options["bpp"] = args.bpp
-    if args.kbps is not None:
-        options["bandwidth"] = args.kbps
-    if args.model is not None:
-        options["model"] = args.model
     codec = api.codec_for(media, args.codec, **options)
-    out = args.output or ("-" if args.input == "-" else str(Path(args.input).with_suffix(STREAM_SUFFIX)))
     total = media.frames if isinstance(media, Audio) else 1
     with Progress(total, f"compress {codec.name}", enabled=False if args.quiet else None) as progress, \
             atomic_output(out, args.force) as f:
@@ -161,6 +170,15 @@ def cmd_compress(args: argparse.Namespace) -> None:
         written = f.tell() if out != "-" else None
     if written is not None:
         _say(args, _summary(media, len(data), written, out))
+
+
+def _compress_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The codec options of ``ncodec compress``: ``--option`` pairs and the named shortcuts."""
+    options = _parse_options(args.option)
+    for key, value in (("quality", args.quality), ("bpp", args.bpp), ("bandwidth", args.kbps), ("model", args.model)):
+        if value is not None:
+            options[key] = value
+    return options
 
 
 def _summary(media: Image | Audio | Video, in_bytes: int, out_bytes: int, out: str) -> str:
@@ -374,6 +392,21 @@ def cmd_tokenize(args: argparse.Namespace) -> None:
     from .tokenizers.folder import tokenize_folder
     from .tokenizers.tokenizer import open_tokenizer
 
+    if args.engine == "ray":
+        from .corpus.ray_engine import tokenize_corpus
+
+        def report(entry: dict[str, Any]) -> None:
+            for item, error in entry["failed"].items():
+                _say(args, f"{item}: skipped ({_one_line(error)})")
+
+        summary = tokenize_corpus(args.folder, args.out, args.model, args.bandwidth, address=args.address,
+                                  workers=args.workers, gpus_per_worker=args.gpus_per_worker,
+                                  items_per_shard=args.items_per_shard, force=args.force, on_shard=report)
+        _say(args, f"{args.out}: {summary.items} files ({summary.new} new in {summary.shards} shards, {summary.kept} "
+                   f"done before), {summary.seconds:.1f} s of audio in {summary.wall:.1f} s on Ray"
+                   + (f"; {len(summary.failed)} unreadable files recorded" if summary.failed else ""))
+        return
+
     tokenizer, name, model_hash = open_tokenizer(args.model, args.bandwidth, args.device)
     with Progress(1.0, f"tokenize {name}", enabled=None if not args.quiet else False) as progress:
         summary = tokenize_folder(args.folder, args.out, tokenizer, name, model_hash,
@@ -390,11 +423,15 @@ def cmd_detokenize(args: argparse.Namespace) -> None:
     from .tokenizers.folder import detokenize_file, read_token_settings
     from .tokenizers.tokenizer import open_tokenizer
 
-    settings = read_token_settings(args.tokens)
+    from .corpus.shards import corpus_settings, detokenize_corpus, is_corpus
+
+    corpus = is_corpus(args.tokens)
+    settings = corpus_settings(args.tokens) if corpus else read_token_settings(args.tokens)
     tokenizer, name, model_hash = open_tokenizer(args.model or settings.get("model"), settings.get("bandwidth"),
                                                  args.device)
     with Progress(1.0, f"detokenize {name}", enabled=False if args.quiet else None) as progress:
-        summary = detokenize_file(args.tokens, args.out, tokenizer, model_hash, force=args.force, progress=progress)
+        run = detokenize_corpus if corpus else detokenize_file
+        summary = run(args.tokens, args.out, tokenizer, model_hash, force=args.force, progress=progress)
     _say(args, f"{args.out}: {summary.files} files written ({summary.seconds:.1f} s of audio), "
                f"{summary.kept} kept from before; model {name}")
 
@@ -403,6 +440,14 @@ def cmd_bench(args: argparse.Namespace) -> None:
     from .bench import run_bench
 
     run_bench(args.what, args.rest)
+
+
+def _engine_arguments(p: argparse.ArgumentParser) -> None:
+    """--engine / --address / --workers of the folder commands."""
+    p.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="local (this process; the default) or ray (a Ray Data pipeline: pip install 'ncodec[ray]')")
+    p.add_argument("--address", help="Ray engine: the cluster to join (auto, or HOST:PORT; default: start a local one)")
+    p.add_argument("--workers", type=int, help="Ray engine: actors (default: one per CPU of the cluster)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -425,6 +470,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--model", help="model name for learned codecs")
     c.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="codec option (repeatable)")
     c.add_argument("-f", "--force", action="store_true", help="overwrite the output if it exists")
+    _engine_arguments(c)
     c.set_defaults(func=cmd_compress)
 
     d = sub.add_parser("decompress", help="decode an ncodec stream (or an EnCodec .ecdc file) into PNG / WAV / FLAC / "
@@ -478,19 +524,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("tokenize", help="tokenize a folder of audio files (WAV / FLAC / OGG / Opus) with a neural "
                        "codec into one safetensors file of codes; resumes after interruption")
-    t.add_argument("folder", help="folder searched recursively for audio files")
-    t.add_argument("--out", required=True, help="output .safetensors file (codes/<path> int16 [K, T] per file)")
+    t.add_argument("folder", help="folder searched recursively for audio files (Ray engine: also a .txt / .parquet "
+                   "listing of paths, or a WebDataset .tar shard)")
+    t.add_argument("--out", required=True, help="output .safetensors file (codes/<path> int16 [K, T] per file); "
+                   "Ray engine: a folder of Parquet shards with a manifest")
     t.add_argument("--model", help="audio model: zoo name or weights path (default: encodec_24khz)")
     t.add_argument("--bandwidth", type=float, help="kbps, one of the model's (default: 6 where it has it)")
     t.add_argument("--device", default="cpu", help="torch device, e.g. cuda (default: cpu)")
     t.add_argument("--batch-size", type=int, default=16, help="files coded together (default: 16)")
     t.add_argument("--batch-seconds", type=float, default=600.0, help="most audio in one batch (default: 600 s)")
     t.add_argument("-f", "--force", action="store_true", help="start over: ignore earlier and partial results")
+    _engine_arguments(t)
+    t.add_argument("--items-per-shard", type=int, default=64, help="Ray engine: files per Parquet shard (default 64)")
+    t.add_argument("--gpus-per-worker", type=float, default=0.0, help="Ray engine: GPUs per tokenizing actor "
+                   "(default 0: CPU actors)")
     t.set_defaults(func=cmd_tokenize)
 
     dt = sub.add_parser("detokenize", help="tokens back to audio: every file of a tokens file (ncodec tokenize's "
                         "output) as 16-bit WAV at its source's rate, in a folder tree; resumes")
-    dt.add_argument("tokens", help="tokens .safetensors file")
+    dt.add_argument("tokens", help="tokens .safetensors file, or a tokens folder (ncodec tokenize --engine ray)")
     dt.add_argument("--out", required=True, help="output folder (<path>.wav per file)")
     dt.add_argument("--model", help="audio model (default: the one the tokens file names; its hash must match)")
     dt.add_argument("--device", default="cpu", help="torch device, e.g. cuda (default: cpu)")

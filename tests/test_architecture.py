@@ -35,7 +35,8 @@ ALLOWED: dict[str, set[str]] = {
     "bench": {"errors", "progress", "entropy", "kernels", "media", "api", "codecs"},
     "train": {"errors", "progress", "entropy", "quantizers", "bitstream", "media", "transforms", "models", "zoo",
               "codecs", "eval"},
-    "cli": {"errors", "progress", "media", "api", "tokenizers", "eval", "bench"},
+    "corpus": {"errors", "progress", "media", "api", "tokenizers"},
+    "cli": {"errors", "progress", "media", "api", "tokenizers", "eval", "bench", "corpus"},
     "ncodec": {"errors", "media", "kernels", "codecs", "api"},  # the package's own __init__
     "__main__": {"cli"},
 }

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["AUDIO_SUFFIXES", "AUDIO_WRITE_FORMATS", "IMAGE_SUFFIXES", "IMAGE_WRITE_FORMATS", "LOSSLESS_AUDIO_SUFFIXES",
+__all__ = ["suffixes_of", "AUDIO_SUFFIXES", "AUDIO_WRITE_FORMATS", "IMAGE_SUFFIXES", "IMAGE_WRITE_FORMATS", "LOSSLESS_AUDIO_SUFFIXES",
            "VIDEO_CONTAINERS", "VIDEO_SUFFIXES", "VIDEO_WRITE_FORMATS", "lossless_output_format", "media_files"]
 
 #: Suffixes read as images (Pillow), audio (libsndfile through soundfile) and video (PyAV).
@@ -45,6 +45,11 @@ def lossless_output_format(kind: str, path: str | Path) -> str:
         raise ValueError(f"cannot write decoded {kind} as {said} without loss; use "
                          + ", ".join(sorted(writes)))
     return writes[suffix]
+
+
+def suffixes_of(kind: str) -> tuple[str, ...]:
+    """The file suffixes ncodec reads as ``kind`` (image, audio or video)."""
+    return _SUFFIXES[kind]
 
 
 def media_files(folder: str | Path, kind: str, recursive: bool = False) -> list[Path]:

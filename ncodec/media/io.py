@@ -247,11 +247,13 @@ def atomic_output(path: str | Path, force: bool = False) -> Iterator[BinaryIO]:
         raise
 
 
-def read_audio_float(path: str | Path) -> tuple[np.ndarray, int]:
-    """A whole audio file as float32 ``[channels, frames]`` and its rate; ValueError when it has no samples."""
+def read_audio_float(source: str | Path | bytes) -> tuple[np.ndarray, int]:
+    """A whole audio file (a path, or its bytes) as float32 ``[channels, frames]`` and its rate; ValueError when
+    it has no samples."""
     import soundfile as sf
 
-    data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    data, rate = sf.read(io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else str(source),
+                         dtype="float32", always_2d=True)
     if data.shape[0] < 1:
         raise ValueError("no samples")
     return np.ascontiguousarray(data.T), int(rate)

@@ -18,7 +18,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, Iterator
 
 import torch
 
@@ -50,7 +50,8 @@ def audio_files(folder: Path) -> list[str]:
     return sorted(p.relative_to(folder).as_posix() for p in media_files(folder, "audio", recursive=True))
 
 
-def _settings(tokenizer: Tokenizer, model_name: str, model_hash: str) -> dict[str, Any]:
+def token_settings(tokenizer: Tokenizer, model_name: str, model_hash: str) -> dict[str, Any]:
+    """What a tokens file (or folder) records of the model and bandwidth that made it; resuming needs the same."""
     return {"model": model_name, "model_hash": model_hash, "bandwidth": tokenizer.bandwidth,
             "sample_rate": tokenizer.sample_rate, "channels": tokenizer.channels,
             "frame_rate": tokenizer.frame_rate, "codebooks": tokenizer.num_codebooks,
@@ -101,7 +102,7 @@ def tokenize_folder(folder: str | os.PathLike, out: str | os.PathLike, tokenizer
         raise Error(f"{folder} is not a folder")
     if batch_size < 1 or batch_seconds <= 0:
         raise Error("batch size and batch seconds must be positive")
-    settings = _settings(tokenizer, model_name, model_hash)
+    settings = token_settings(tokenizer, model_name, model_hash)
     partial = out.with_name(out.name + ".partial")
     if force:
         for shard in sorted(partial.glob("*.safetensors")) if partial.is_dir() else []:
@@ -231,29 +232,44 @@ def detokenize_file(tokens: str | os.PathLike, out: str | os.PathLike, tokenizer
 
     `ModelMismatchError` when the tokens were made by another model than ``model_hash``.
     """
+    tensors, meta = read_tokens(tokens)
+
+    def items() -> Iterator[tuple[str, torch.Tensor, torch.Tensor | None, dict[str, Any]]]:
+        for rel, facts in sorted(meta["files"].items()):
+            codes = tensors.get(f"codes/{rel}")
+            if codes is None:
+                raise Error(f"{tokens} lists {rel} but holds no codes for it")
+            yield rel, codes, tensors.get(f"scales/{rel}"), facts
+
+    return detokenize_items(str(tokens), meta["settings"], items(), len(meta["files"]), out, tokenizer, model_hash,
+                            force, progress)
+
+
+def detokenize_items(source: str, settings: dict[str, Any],
+                     items: Iterable[tuple[str, torch.Tensor, torch.Tensor | None, dict[str, Any]]], count: int,
+                     out: str | os.PathLike, tokenizer: Tokenizer, model_hash: str, force: bool = False,
+                     progress: Progress | None = None) -> DetokenizeSummary:
+    """Write ``out/<path>.wav`` for each ``(path, codes [K, T], scales, facts)`` of a tokens store (facts:
+    ``samples`` at the model's rate, the source's ``sample_rate`` and ``seconds``); outputs that exist are
+    kept unless ``force``. `ModelMismatchError` when ``settings`` name another model than ``model_hash``."""
     from ..errors import ModelMismatchError
     from ..media.io import atomic_output, write_audio
     from ..media.pcm import from_float
     from ..media.resample import resample
     from ..media.types import Audio
 
-    tensors, meta = read_tokens(tokens)
-    settings = meta["settings"]
     if settings.get("model_hash") != model_hash:
-        raise ModelMismatchError(f"{tokens} was made with model {settings.get('model')} "
+        raise ModelMismatchError(f"{source} was made with model {settings.get('model')} "
                                  f"({str(settings.get('model_hash'))[:12]}), not the one given ({model_hash[:12]})")
     out = Path(out)
     summary = DetokenizeSummary()
-    for rel, facts in sorted(meta["files"].items()):
+    for rel, codes, scales, facts in items:
         target = out / (Path(rel).with_suffix(".wav").as_posix())
         if target.exists() and not force:
             summary.kept += 1
             continue
-        codes = tensors.get(f"codes/{rel}")
-        if codes is None:
-            raise Error(f"{tokens} lists {rel} but holds no codes for it")
         with torch.no_grad():
-            wav = tokenizer.decode(codes.long()[None], tensors.get(f"scales/{rel}"), int(facts["samples"]))[0]
+            wav = tokenizer.decode(codes.long()[None], scales, int(facts["samples"]))[0]
         rate = int(facts["sample_rate"])
         if rate != tokenizer.sample_rate:
             wav = resample(wav.float().cpu(), tokenizer.sample_rate, rate)
@@ -265,5 +281,5 @@ def detokenize_file(tokens: str | os.PathLike, out: str | os.PathLike, tokenizer
         summary.files += 1
         summary.seconds += pcm.shape[0] / rate
         if progress:
-            progress.update(1 / max(1, len(meta["files"])))
+            progress.update(1 / max(1, count))
     return summary

@@ -36,7 +36,7 @@ from ..models.audio.dac import DAC_CONFIGS
 from ..zoo import find_audio_model, load_audio_model, read_metadata
 from .patterns import Pattern, get_pattern
 
-__all__ = ["Tokenizer", "open_tokenizer"]
+__all__ = ["Tokenizer", "open_tokenizer", "prepare_waveform"]
 
 CHUNK_SECONDS = 30.0  # causal models code longer inputs in chunks of this length
 
@@ -54,6 +54,18 @@ def _as_batch(wav: Any) -> Tensor:
     if x.ndim != 3 or x.shape[-1] < 1:
         raise ValueError(f"expected a waveform [T], [C, T] or [B, C, T] with T >= 1, got {tuple(x.shape)}")
     return x.float()
+
+
+def prepare_waveform(wav: Any, sample_rate: int, channels: int, model_rate: int,
+                     device: str | torch.device = "cpu") -> Tensor:
+    """``wav`` as a model of ``channels`` at ``model_rate`` takes it: float ``[B, channels, T']`` (channels
+    mapped as `downmix` does, resampled by `Resampler`). A pipeline that decodes apart from the model
+    (``ncodec.corpus``) prepares with this, so its tokens equal the tokenizer's own."""
+    x = _as_batch(wav).to(device)
+    x = downmix(x, channels)
+    if int(sample_rate) != int(model_rate):
+        x = Resampler(int(sample_rate), int(model_rate)).process(x, final=True)
+    return x
 
 
 class Tokenizer:
@@ -113,11 +125,7 @@ class Tokenizer:
     # ------------------------------------------------------------ coding
     def prepare(self, wav: Any, sample_rate: int) -> Tensor:
         """``wav`` as the model takes it: float ``[B, channels, T']`` at its rate, on its device."""
-        x = _as_batch(wav).to(self.device)
-        x = downmix(x, self.channels)
-        if int(sample_rate) != self.sample_rate:
-            x = Resampler(int(sample_rate), self.sample_rate).process(x, final=True)
-        return x
+        return prepare_waveform(wav, sample_rate, self.channels, self.sample_rate, self.device)
 
     @torch.no_grad()
     def encode_with_scales(self, wav: Any, sample_rate: int) -> EncodedAudio:
