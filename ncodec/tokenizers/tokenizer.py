@@ -17,9 +17,10 @@ nominal rate fits (default: all of them).
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -36,7 +37,7 @@ from ..models.audio.dac import DAC_CONFIGS
 from ..zoo import find_audio_model, load_audio_model, read_metadata
 from .patterns import Pattern, get_pattern
 
-__all__ = ["Tokenizer", "open_tokenizer", "prepare_waveform"]
+__all__ = ["ENCODE_THREADS", "Tokenizer", "open_tokenizer", "prepare_waveform"]
 
 CHUNK_SECONDS = 30.0  # causal models code longer inputs in chunks of this length
 
@@ -68,13 +69,35 @@ def prepare_waveform(wav: Any, sample_rate: int, channels: int, model_rate: int,
     return x
 
 
+#: the encoder's CPU threads by default: one, so that tokens never depend on the thread count
+ENCODE_THREADS = 1
+
+
+@contextlib.contextmanager
+def _threads(count: int | None) -> Iterator[None]:
+    """torch's intra-op threads set to ``count`` inside (None: unchanged), restored after."""
+    before = torch.get_num_threads()
+    if count is not None and count != before:
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
+
+
 class Tokenizer:
     """Audio <-> tokens with a `SEANetCodecModel` or `DACModel` (or an ``encodec`` codec, a zoo name or a
     weights path)."""
 
     def __init__(self, codec_or_model: SEANetCodecModel | DACModel | NeuralAudioCodec | str | os.PathLike,
-                 bandwidth: float | None = None, device: str | torch.device | None = None):
+                 bandwidth: float | None = None, device: str | torch.device | None = None,
+                 threads: int | None = ENCODE_THREADS):
         model: SEANetCodecModel | DACModel
+        #: CPU threads the encoder runs on (None: torch's setting). Float convolutions sum in another order on
+        #: another thread count, and a code near a decision boundary flips: a fixed count makes a file's
+        #: tokens the same whatever the machine's setting (``ncodec tokenize``, the Ray engine's actors).
+        self.threads = threads
         if isinstance(codec_or_model, (SEANetCodecModel, DACModel)):
             model = codec_or_model
         elif not isinstance(codec_or_model, NeuralAudioCodec) and _is_dac(codec_or_model):
@@ -130,6 +153,10 @@ class Tokenizer:
     @torch.no_grad()
     def encode_with_scales(self, wav: Any, sample_rate: int) -> EncodedAudio:
         """Codes, segment volumes (normalising models, else None) and length at the model's rate."""
+        with _threads(self.threads if self.device.type == "cpu" else None):
+            return self._encode_with_scales(wav, sample_rate)
+
+    def _encode_with_scales(self, wav: Any, sample_rate: int) -> EncodedAudio:
         x = self.prepare(wav, sample_rate)
         if isinstance(self.model, DACModel):
             return EncodedAudio(self.model.encode(x, self.num_codebooks), None, int(x.shape[-1]))
