@@ -93,12 +93,18 @@ def _batch(args: argparse.Namespace, files: list[Path], target: Callable[[Path],
         raise Error(f"{len(failed)} of {len(files)} files failed (listed above)")
 
 
+def _output_folder(root: Path, output: str) -> Path:
+    """The output folder of a folder command; UsageError when it is the input folder or lies inside it."""
+    out_root = Path(output)
+    if out_root.resolve() == root.resolve() or root.resolve() in out_root.resolve().parents:
+        raise UsageError(f"the output folder {out_root} must lie outside the input folder {root}")
+    return out_root
+
+
 def _compress_folder(args: argparse.Namespace) -> None:
     """``ncodec compress DIR [OUT]``: every image, audio and video file of the tree to ``OUT/<path>.ncd``."""
     root = Path(args.input)
-    out_root = Path(args.output or f"{root.as_posix().rstrip('/')}.ncd")
-    if out_root.resolve() == root.resolve() or root.resolve() in out_root.resolve().parents:
-        raise UsageError(f"the output folder {out_root} must lie outside the input folder {root}")
+    out_root = _output_folder(root, args.output or f"{root.as_posix().rstrip('/')}.ncd")
     if args.engine == "ray":
         from .corpus.ray_engine import compress_corpus
 
@@ -121,9 +127,7 @@ def _decompress_folder(args: argparse.Namespace) -> None:
     """``ncodec decompress DIR [OUT]``: every ``.ncd`` stream of the tree back to ``OUT/<path>`` (its source's
     name where that suffix holds the media exactly, else with the media's lossless suffix added)."""
     root = Path(args.input)
-    out_root = Path(args.output or f"{root.as_posix().rstrip('/').removesuffix(STREAM_SUFFIX)}.decoded")
-    if out_root.resolve() == root.resolve() or root.resolve() in out_root.resolve().parents:
-        raise UsageError(f"the output folder {out_root} must lie outside the input folder {root}")
+    out_root = _output_folder(root, args.output or f"{root.as_posix().rstrip('/').removesuffix(STREAM_SUFFIX)}.decoded")
     files = sorted(p for p in root.rglob(f"*{STREAM_SUFFIX}") if p.is_file() and not p.name.startswith("."))
 
     def target(src: Path) -> Path:

@@ -60,7 +60,7 @@ def main() -> None:
             rows.append((f"Ray, {workers} worker{'s' if workers > 1 else ''} (1 thread each)", elapsed, len(items)))
             print(f"  Ray {workers} worker(s): same tokens as local: {same}")
 
-        print(f"\n| engine | wall (s) | files/s | audio s/s | vs local |\n|---|---|---|---|---|")
+        print("\n| engine | wall (s) | files/s | audio s/s | vs local |\n|---|---|---|---|---|")
         for label, wall, files in rows:
             print(f"| {label} | {wall:.1f} | {files / wall:.2f} | {seconds / wall:.1f} | {local_s / wall:.2f}x |")
 

@@ -3,7 +3,7 @@
 ``/<mode>/<file>`` serves ``<file>`` with its full ``Content-Length``, and ``mode`` says how:
 ``ok`` (all of it), ``nolength`` (all of it, no ``Content-Length``), ``truncate`` (half, then the
 connection closes), ``stall`` (half, then nothing until the client gives up), ``slow`` (64 KiB
-every 50 ms). Unknown files are 404. Nothing leaves the machine. Imported by the tests as
+every 50 ms), ``redirect`` (a 302 to the URL in ``FileServer.redirects[file]``). Unknown files are 404. Nothing leaves the machine. Imported by the tests as
 ``http_server`` (pytest puts this folder on ``sys.path``).
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-MODES = ("ok", "nolength", "truncate", "stall", "slow")
+MODES = ("ok", "nolength", "truncate", "stall", "slow", "redirect")
 
 
 class FileServer(ThreadingHTTPServer):
@@ -24,6 +24,7 @@ class FileServer(ThreadingHTTPServer):
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.files: dict[str, bytes] = {}
+        self.redirects: dict[str, str] = {}
         self.requests: Counter[str] = Counter()
         self.stop_stalling = threading.Event()
         self._thread = threading.Thread(target=self.serve_forever, daemon=True)
@@ -47,6 +48,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802 - the http.server name
         mode, _, name = self.path.lstrip("/").partition("/")
+        if mode == "redirect" and name in self.server.redirects:
+            self.send_response(302)
+            self.send_header("Location", self.server.redirects[name])
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         data = self.server.files.get(name)
         if mode not in MODES or data is None:
             self.send_error(404, "Not Found")

@@ -112,6 +112,19 @@ def _disk_error(exc: OSError, folder: Path) -> DownloadError:
     return DownloadError(f"cannot write in {folder}: {exc}")
 
 
+class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
+    """Follows redirects to http(s) URLs only (urllib would also follow one to ftp://)."""
+
+    def redirect_request(self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str) -> Any:
+        if not newurl.lower().startswith(("https://", "http://")):
+            raise DownloadError(f"{req.full_url} redirects to {newurl!r}: only http(s) is followed")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+#: http(s) only, whatever the environment's proxy or handler settings add
+_OPENER = urllib.request.build_opener(_HttpOnlyRedirects)
+
+
 def download(url: str, folder: Path, *, sha256: str | None, size: int | None, timeout: float = DEFAULT_TIMEOUT,
              progress: bool = True, label: str = "") -> tuple[Path, str]:
     """Stream ``url`` into a hidden temporary file in ``folder``; its path and full SHA-256 once the bytes
@@ -123,7 +136,7 @@ def download(url: str, folder: Path, *, sha256: str | None, size: int | None, ti
     folder.mkdir(parents=True, exist_ok=True)
     request = urllib.request.Request(url, headers={"User-Agent": "ncodec-fetch"})
     try:
-        response = urllib.request.urlopen(request, timeout=timeout)  # noqa: S310 - http(s) checked above
+        response = _OPENER.open(request, timeout=timeout)
     except urllib.error.HTTPError as exc:
         raise DownloadError(f"{url}: HTTP {exc.code} {exc.reason}") from None
     except (urllib.error.URLError, OSError) as exc:

@@ -206,6 +206,19 @@ def test_failed_fetch_leaves_no_file(server: FileServer, checkpoint: dict[str, A
     assert leftovers(cache) == []
 
 
+def test_redirects_are_followed_to_http_only(server: FileServer, checkpoint: dict[str, Any], cache: Path,
+                                              catalogue_file: Path) -> None:
+    server.redirects[checkpoint["file"]] = f"{server.url}/ok/{checkpoint['file']}"
+    write_catalogue(catalogue_file, server, checkpoint, "redirect")
+    assert fetch(NAME, progress=False) == [cache / f"{ARCH}-q1.safetensors"]
+    (cache / f"{ARCH}-q1.safetensors").unlink()
+    for target in ("file:///etc/passwd", "ftp://127.0.0.1/x.pth.tar"):
+        server.redirects[checkpoint["file"]] = target
+        with pytest.raises(DownloadError, match="only http|is not allowed"):
+            fetch(NAME, progress=False)
+        assert leftovers(cache) == []
+
+
 def test_bytes_that_match_the_pin_but_are_no_checkpoint_leave_no_file(server: FileServer, cache: Path,
                                                                       catalogue_file: Path) -> None:
     data = server.files["garbage-1-x.pth.tar"]
