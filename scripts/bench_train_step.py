@@ -1,4 +1,5 @@
-"""Milliseconds per training step of the learned image models, per precision and memory layout.
+"""Milliseconds per training step of the learned image models (per precision and memory layout) and of the
+neural audio codec candidates (``--audio``).
 
 For each architecture: a full step (forward, rate-distortion loss, backward, Adam step, the
 auxiliary step) at a fixed batch and crop, in fp32 and under bf16 autocast, each with
@@ -8,6 +9,14 @@ first line says what the CPU offers: bf16 pays only where oneDNN has bf16 kernel
 BF16 or AMX); elsewhere torch falls back to a slow reference convolution.
 
     python scripts/bench_train_step.py --batch 8 --crop 128 --json
+
+``--audio`` times the audio codec candidates instead: a full generator step of
+`ncodec.train.audio.Trainer` (multi-scale mel, multi-resolution STFT and commitment losses,
+quantizer dropout, Adam) on ``--batch`` one-second 24 kHz segments, fp32, for SEANet encoders
+with their SEANet decoders (EnCodec's design) or with a Vocos-style decoder
+(`ncodec.models.audio.vocos`: ConvNeXt blocks at the frame rate and an inverse STFT).
+
+    python scripts/bench_train_step.py --audio --batch 8
 """
 from __future__ import annotations
 
@@ -58,6 +67,61 @@ def step_times(arch: str, mode: str, batch: int, crop: int, n: int, m: int, warm
     return times
 
 
+#: audio candidates: SEANet size (`SEANetCodecModel.build` arguments) and the decoder (None: SEANet's own)
+AUDIO_CANDIDATES = {
+    "seanet-small": (dict(n_filters=16, dimension=64, lstm=1), None),
+    "seanet-small+vocos": (dict(n_filters=16, dimension=64, lstm=1), dict(width=256, blocks=6)),
+    "seanet-base": (dict(n_filters=32, dimension=128, lstm=2), None),
+    "seanet-base+vocos": (dict(n_filters=32, dimension=128, lstm=2), dict(width=384, blocks=8)),
+}
+
+
+def audio_step_times(name: str, batch: int, warmup: int, steps: int) -> tuple[list[float], float, float]:
+    """Seconds of each timed generator step of an audio candidate, and its encoder's and decoder's millions of
+    parameters."""
+    import argparse as _argparse
+
+    from ncodec.models.audio.encodec import SEANetCodecModel
+    from ncodec.models.audio.vocos import VocosDecoder
+    from ncodec.train.audio import Trainer
+
+    seanet, vocos = AUDIO_CANDIDATES[name]
+    torch.manual_seed(0)
+    model = SEANetCodecModel.build([1.5, 3.0, 6.0, 12.0], 24_000, 1, causal=True, ratios=[8, 5, 4, 2],
+                                   n_residual_layers=1, **seanet)
+    if vocos is not None:
+        model.decoder = VocosDecoder(model.encoder.dimension, model.encoder.hop_length, causal=True, **vocos)
+    args = _argparse.Namespace(lr=3e-4, lr_final=0.1, steps=100_000, warmup=1000, clip=10.0, mel_weight=15.0,
+                               stft_weight=1.0, l1_weight=0.0, commit_weight=1.0, quantizer_dropout=1.0,
+                               adversarial=False, adv_start=0, adv_warmup=1000, adv_weight=3.0, feat_weight=3.0,
+                               disc_lr=None, disc_filters=16, amp=False)
+    trainer = Trainer(model, args, torch.device("cpu"))
+    x = 0.1 * torch.randn(batch, 1, 24_000)
+    times = []
+    for i in range(warmup + steps):
+        t0 = time.perf_counter()
+        trainer.step(x, i)
+        if i >= warmup:
+            times.append(time.perf_counter() - t0)
+    millions = [sum(p.numel() for p in part.parameters()) / 1e6 for part in (model.encoder, model.decoder)]
+    return times, millions[0], millions[1]
+
+
+def main_audio(args: argparse.Namespace) -> None:
+    """The audio candidates' step times (fp32: this CPU has no fast bf16)."""
+    base = None
+    for name in args.arch.split(",") if args.arch != ",".join(ARCHS) else AUDIO_CANDIDATES:
+        times, enc, dec = audio_step_times(name, args.batch, args.warmup, args.steps)
+        ms = 1000 * statistics.median(times)
+        base = base or ms
+        row = {"candidate": name, "batch": args.batch, "segment_s": 1.0, "ms_per_step": round(ms, 1),
+               "steps_per_s": round(1000 / ms, 2), "vs_first": round(base / ms, 2), "encoder_M": round(enc, 2),
+               "decoder_M": round(dec, 2), "threads": torch.get_num_threads()}
+        print(json.dumps(row) if args.json else
+              f"{name:<22} {ms:8.1f} ms/step  {1000 / ms:6.2f} steps/s  {base / ms:4.2f}x the first  "
+              f"(encoder {enc:.2f} M, decoder {dec:.2f} M parameters)", flush=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--arch", default=",".join(ARCHS), help="comma-separated: " + ", ".join(ARCHS))
@@ -70,12 +134,16 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--audio", action="store_true", help="the audio codec candidates (--arch: comma-separated names of "
+                   + ", ".join(AUDIO_CANDIDATES) + ")")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     facts = {"cpu_capability": torch.backends.cpu.get_cpu_capability(),
              "onednn_bf16": bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()), "torch": torch.__version__}
     print(json.dumps(facts) if args.json else "  ".join(f"{k}: {v}" for k, v in facts.items()), flush=True)
+    if args.audio:
+        return main_audio(args)
     for arch in args.arch.split(","):
         base = None
         for mode in args.modes.split(","):
