@@ -3,15 +3,19 @@
     python scripts/bench_eval.py --baseline b420fb5 --codec jpeg,webp,avif --max-files 4 --jobs 1,2
 
 The baseline is checked out with ``git worktree`` into a temporary folder, its C extensions are
-built in place, and it runs with the same Python (its package on ``PYTHONPATH``), without a result cache, one run after the other; the
-script prints each run's wall time, the speed-up over the baseline's one-job run, and whether
-every operating point (the knob setting each target led to, and its rate) is the same.
+built in place, and it runs with the same Python (its package on ``PYTHONPATH``), without a result
+cache. The runs are interleaved over ``--rounds`` rounds (a shared machine's slow spells hit
+every variant); the script prints the median wall and CPU seconds, the speed-ups over the
+baseline's one-job run, and whether every operating point (the knob setting each target led
+to, and its rate) is the same.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -21,16 +25,20 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def run_eval(source: Path, args: argparse.Namespace, jobs: int, out: Path) -> float:
-    """Wall seconds of one `ncodec eval` run of the package in ``source``."""
+def run_eval(source: Path, args: argparse.Namespace, jobs: int, out: Path) -> tuple[float, float]:
+    """Wall seconds and CPU seconds (user + system, all processes) of one `ncodec eval` run of the package in
+    ``source``."""
     env = {**os.environ, "PYTHONPATH": str(source)}
     command = [sys.executable, "-m", "ncodec", "-q", "eval", args.media, "--codec", args.codec, "--data", args.data,
                "--no-cache", "--json", str(out), "--max-files", str(args.max_files)]
     if jobs > 1:
         command += ["--jobs", str(jobs)]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     subprocess.run(command, check=True, env=env, cwd=source, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - started
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def points(path: Path) -> dict[str, list[tuple[float, float]]]:
@@ -49,6 +57,7 @@ def main() -> None:
     p.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "images" / "dev"))
     p.add_argument("--max-files", type=int, default=4)
     p.add_argument("--jobs", default="1,2", help="comma-separated job counts for this revision")
+    p.add_argument("--rounds", type=int, default=2, help="interleaved rounds; medians are reported")
     args = p.parse_args()
     args.data = str(Path(args.data).resolve())
     with tempfile.TemporaryDirectory() as tmp:
@@ -57,14 +66,27 @@ def main() -> None:
         try:  # its C extensions (the rANS core, LPC), built in place
             subprocess.run([sys.executable, "setup.py", "-q", "build_ext", "--inplace"], check=True, cwd=base,
                            stdout=subprocess.DEVNULL)
-            t_base = run_eval(base, args, 1, Path(tmp) / "base.json")
-            print(f"baseline {args.baseline} (jobs 1): {t_base:7.1f} s")
-            reference = points(Path(tmp) / "base.json")
-            for jobs in (int(j) for j in args.jobs.split(",")):
-                out = Path(tmp) / f"head-{jobs}.json"
-                t = run_eval(ROOT, args, jobs, out)
-                same = points(out) == reference
-                print(f"this tree (jobs {jobs}): {t:7.1f} s  {t_base / t:4.2f}x  same points: {same}")
+            jobs = [int(j) for j in args.jobs.split(",")]
+            runs: dict[str, list[tuple[float, float]]] = {}
+            same: dict[str, bool] = {}
+            for round_ in range(args.rounds):  # interleaved, so that a slow spell of a shared machine hits all
+                runs.setdefault("base", []).append(run_eval(base, args, 1, Path(tmp) / "base.json"))
+                reference = points(Path(tmp) / "base.json")
+                for j in jobs:
+                    out = Path(tmp) / f"head-{j}.json"
+                    runs.setdefault(f"jobs {j}", []).append(run_eval(ROOT, args, j, out))
+                    same[f"jobs {j}"] = same.get(f"jobs {j}", True) and points(out) == reference
+            base_wall = statistics.median(w for w, _ in runs["base"])
+            base_cpu = statistics.median(c for _, c in runs["base"])
+            print(f"baseline {args.baseline} (jobs 1): wall {base_wall:7.1f} s, CPU {base_cpu:7.1f} s "
+                  f"(median of {args.rounds}: {', '.join(f'{w:.1f}' for w, _ in runs['base'])})")
+            for j in jobs:
+                key = f"jobs {j}"
+                wall = statistics.median(w for w, _ in runs[key])
+                cpu = statistics.median(c for _, c in runs[key])
+                print(f"this tree ({key}): wall {wall:7.1f} s, CPU {cpu:7.1f} s  {base_wall / wall:4.2f}x wall, "
+                      f"{base_cpu / cpu:4.2f}x CPU  same points: {same[key]}  "
+                      f"({', '.join(f'{w:.1f}' for w, _ in runs[key])})")
         finally:
             subprocess.run(["git", "worktree", "remove", "--force", str(base)], cwd=ROOT)
 

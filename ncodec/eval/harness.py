@@ -74,15 +74,13 @@ def load_media(path: Path, media: str, max_seconds: float | None = None, max_fra
 
 
 def measure(media_kind: str, reference: Any, decoded: Any, nbytes: int,
-            ms_ssim_reference: Any | None = None) -> dict[str, float]:
-    """Rate and distortion of one decoded file against its reference (``ms_ssim_reference``: the
-    reference's `metrics.MsSsimReference`, made once per file when many points are measured)."""
+            prepared: Any | None = None) -> dict[str, float]:
+    """Rate and distortion of one decoded file against its reference (``prepared``: the reference's
+    `metrics.ImageReference`, made once per file when many points are measured)."""
     from . import metrics as m
 
     if media_kind == "image":
-        ms = (ms_ssim_reference or m.MsSsimReference(reference)).score(decoded)
-        return {"bpp": m.bpp(nbytes, reference), "psnr": m.psnr(reference, decoded),
-                "psnr_y": m.psnr_y(reference, decoded), "ms_ssim": ms}
+        return {"bpp": m.bpp(nbytes, reference), **(prepared or m.ImageReference(reference)).scores(decoded)}
     if media_kind == "audio":
         rate = reference.sample_rate
         out = {"kbps": m.kbps(nbytes, reference.duration), "si_sdr": m.si_sdr(reference, decoded),
@@ -140,8 +138,8 @@ class FileRun:
     found: dict[float, float] = field(default_factory=dict)
     #: the settings the previous file needed, by target rate (where this file's searches start)
     hints: dict[float, float] = field(default_factory=dict)
-    #: the reference's MS-SSIM pyramid (images), shared by the codecs run on this file
-    ms_ssim_reference: Any | None = None
+    #: the reference prepared for the image metrics, shared by the codecs run on this file
+    prepared: Any | None = None
     #: streams encoded during the search and their encode times, kept (in memory) for `evaluate`
     encoded: dict[str, tuple[bytes, float]] = field(default_factory=dict)
 
@@ -179,7 +177,7 @@ class FileRun:
             t1 = time.perf_counter()
             decoded = self.codec.decode(data, self.reference)
             dec_s = time.perf_counter() - t1
-            result = measure(self.media_kind, self.reference, decoded, len(data), self.ms_ssim_reference)
+            result = measure(self.media_kind, self.reference, decoded, len(data), self.prepared)
             result.update({"rate": _rate(self.media_kind, len(data), self.reference), "bytes": len(data),
                            "enc_s": enc_s, "dec_s": dec_s, "setting": quality})
             self.entries[key] = result
@@ -311,12 +309,12 @@ def evaluate_file(path: Path, media_kind: str, codecs: list[EvalCodec], targets:
     out: dict[str, list[dict[str, Any]]] = {}
     prepared = None
     if media_kind == "image":
-        from .metrics import MsSsimReference
+        from .metrics import ImageReference
 
-        prepared = MsSsimReference(reference)
+        prepared = ImageReference(reference)
     for codec in codecs:
         run = FileRun(codec, media_kind, reference, digest, cache, cache.load(codec, digest),
-                      hints=dict(hints.get(codec.name, {})), ms_ssim_reference=prepared)
+                      hints=dict(hints.get(codec.name, {})), prepared=prepared)
         out[codec.name] = []
         try:
             for _, find in settings_for(codec, targets):

@@ -81,7 +81,7 @@ from ..media.types import Audio, Image, Video
 
 __all__ = [
     "DAC_MEL_BANDS", "DAC_MEL_WINDOWS", "DAC_STFT_WINDOWS", "MS_SSIM_WEIGHTS",
-    "bpp", "kbps", "mel_distance", "ms_ssim", "ms_ssim_db", "psnr", "psnr_y", "si_sdr",
+    "ImageReference", "bpp", "kbps", "mel_distance", "ms_ssim", "ms_ssim_db", "psnr", "psnr_y", "si_sdr",
     "stft_distance", "stoi", "video_bpp", "video_kbps", "video_psnr",
 ]
 
@@ -121,17 +121,6 @@ def _image(x: ImageLike) -> tuple[Tensor, int]:
     return px.to(dtype), int(depth)
 
 
-def _image_pair(a: ImageLike, b: ImageLike) -> tuple[Tensor, Tensor, float]:
-    """Both images as float tensors on one device, and the peak value; checks shape and depth."""
-    x, da = _image(a)
-    y, db = _image(b)
-    if x.shape != y.shape:
-        raise MediaError(f"images differ in shape: {tuple(x.shape)} vs {tuple(y.shape)}")
-    if da != db:
-        raise MediaError(f"images differ in bit depth: {da} vs {db}")
-    return x, y.to(x.device), float(2 ** da - 1)
-
-
 def _psnr_from_mse(mse: float, peak: float) -> float:
     return math.inf if mse == 0 else 10.0 * math.log10(peak * peak / mse)
 
@@ -146,14 +135,12 @@ def _luma(px: Tensor) -> Tensor:
 
 def psnr(a: ImageLike, b: ImageLike) -> float:
     """PSNR in dB over all pixels and channels (peak from the bit depth; inf when equal)."""
-    x, y, peak = _image_pair(a, b)
-    return _psnr_from_mse(float((x - y).square().mean()), peak)
+    return ImageReference(a).psnr(b)
 
 
 def psnr_y(a: ImageLike, b: ImageLike) -> float:
     """PSNR in dB of BT.601 full-range luma (0.299 R + 0.587 G + 0.114 B, unrounded; gray as is)."""
-    x, y, peak = _image_pair(a, b)
-    return _psnr_from_mse(float((_luma(x) - _luma(y)).square().mean()), peak)
+    return ImageReference(a).psnr_y(b)
 
 
 @functools.lru_cache(maxsize=8)
@@ -177,53 +164,89 @@ def _blur(t: Tensor, taps: list[float]) -> Tensor:
     return out
 
 
-class MsSsimReference:
-    """MS-SSIM against one reference image, whose pyramid and blurred moments are computed once:
-    scoring many decoded versions of it (the eval harness's operating points) blurs 3 images per
-    scale instead of 5. ``ms_ssim(a, b)`` is ``MsSsimReference(a).score(b)``."""
+class ImageReference:
+    """One reference image, prepared once for scoring many decoded versions of it (the eval harness's
+    operating points): its float pixels, its luma, and its MS-SSIM pyramid with the blurred mean and
+    variance of each scale, so that a score blurs 3 images per scale instead of 5. `psnr`, `psnr_y`
+    and `ms_ssim` of a pair are this class's scores of a fresh reference: the same numbers."""
 
     def __init__(self, reference: ImageLike):
         x, depth = _image(reference)
-        self.shape, self.depth = tuple(x.shape), depth
-        peak = float(2 ** depth - 1)
-        self.c1, self.c2 = (SSIM_K1 * peak) ** 2, (SSIM_K2 * peak) ** 2
-        x = x.permute(2, 0, 1)[None]
-        side = min(x.shape[-2:])
-        if side < SSIM_WINDOW:
-            size = side if side % 2 else side - 1
-            self.scales = 1
-        else:
-            size, self.scales, s = SSIM_WINDOW, 1, side // 2
-            while self.scales < len(MS_SSIM_WEIGHTS) and s >= SSIM_WINDOW:
-                self.scales, s = self.scales + 1, s // 2
-        self.taps = [float(w) for w in _gaussian_cpu(size, SSIM_SIGMA)]
-        weights = torch.tensor(MS_SSIM_WEIGHTS[: self.scales], dtype=x.dtype, device=x.device)
-        self.weights = weights / weights.sum()
-        #: per scale: the reference, its blurred mean and the variance of its window
-        self.levels: list[tuple[Tensor, Tensor, Tensor]] = []
-        for level in range(self.scales):
-            both = _blur(torch.stack([x, x * x]), self.taps)
-            mu = both[0]
-            self.levels.append((x, mu, both[1] - mu.square()))
-            if level < self.scales - 1:
-                x = _halve(x)
+        self.pixels, self.shape, self.depth = x, tuple(x.shape), depth
+        self.peak = float(2 ** depth - 1)
+        self._luma: Tensor | None = None
+        self._levels: list[tuple[Tensor, Tensor, Tensor]] | None = None
 
-    def score(self, decoded: ImageLike) -> float:
-        """MS-SSIM in [0, 1] of ``decoded`` against the reference."""
+    def _decoded(self, decoded: ImageLike) -> Tensor:
         y, depth = _image(decoded)
         if tuple(y.shape) != self.shape:
             raise MediaError(f"images differ in shape: {self.shape} vs {tuple(y.shape)}")
         if depth != self.depth:
             raise MediaError(f"images differ in bit depth: {self.depth} vs {depth}")
-        y = y.to(self.levels[0][0].device, self.levels[0][0].dtype).permute(2, 0, 1)[None]
+        return y.to(self.pixels.device)
+
+    def scores(self, decoded: ImageLike) -> dict[str, float]:
+        """``psnr``, ``psnr_y`` and ``ms_ssim`` of ``decoded`` (converted once)."""
+        y = self._decoded(decoded)
+        return {"psnr": self._psnr(y), "psnr_y": self._psnr_y(y), "ms_ssim": self._ms_ssim(y)}
+
+    def psnr(self, decoded: ImageLike) -> float:
+        return self._psnr(self._decoded(decoded))
+
+    def psnr_y(self, decoded: ImageLike) -> float:
+        return self._psnr_y(self._decoded(decoded))
+
+    def ms_ssim(self, decoded: ImageLike) -> float:
+        return self._ms_ssim(self._decoded(decoded))
+
+    def _psnr(self, y: Tensor) -> float:
+        return _psnr_from_mse(float((self.pixels - y).square().mean()), self.peak)
+
+    def _psnr_y(self, y: Tensor) -> float:
+        if self._luma is None:
+            self._luma = _luma(self.pixels)
+        return _psnr_from_mse(float((self._luma - _luma(y)).square().mean()), self.peak)
+
+    def _pyramid(self) -> list[tuple[Tensor, Tensor, Tensor]]:
+        """Per scale: the reference, its blurred mean and the variance of its window."""
+        if self._levels is None:
+            x = self.pixels.permute(2, 0, 1)[None]
+            side = min(x.shape[-2:])
+            if side < SSIM_WINDOW:
+                size = side if side % 2 else side - 1
+                scales = 1
+            else:
+                size, scales, s = SSIM_WINDOW, 1, side // 2
+                while scales < len(MS_SSIM_WEIGHTS) and s >= SSIM_WINDOW:
+                    scales, s = scales + 1, s // 2
+            self.taps = [float(w) for w in _gaussian_cpu(size, SSIM_SIGMA)]
+            weights = torch.tensor(MS_SSIM_WEIGHTS[:scales], dtype=x.dtype, device=x.device)
+            self.weights = weights / weights.sum()
+            self.c1, self.c2 = (SSIM_K1 * self.peak) ** 2, (SSIM_K2 * self.peak) ** 2
+            self._levels = []
+            for level in range(scales):
+                both = _blur(torch.stack([x, x * x]), self.taps)
+                mu = both[0]
+                self._levels.append((x, mu, both[1] - mu.square()))
+                if level < scales - 1:
+                    x = _halve(x)
+        return self._levels
+
+    def _ms_ssim(self, y: Tensor) -> float:
+        levels = self._pyramid()
+        y = y.to(levels[0][0].dtype).permute(2, 0, 1)[None]
         terms = []
-        for level, (x, mu_x, var_x) in enumerate(self.levels):
-            blurred = _blur(torch.stack([y, y * y, x * y]), self.taps)
+        for level, (x, mu_x, var_x) in enumerate(levels):
+            moments = torch.empty((3, *y.shape), dtype=y.dtype, device=y.device)
+            moments[0].copy_(y)
+            torch.mul(y, y, out=moments[1])
+            torch.mul(x, y, out=moments[2])
+            blurred = _blur(moments, self.taps)
             mu_y = blurred[0]
             var_y = blurred[1] - mu_y.square()
             cov = blurred[2] - mu_x * mu_y
             cs = (2 * cov + self.c2) / (var_x + var_y + self.c2)
-            if level < self.scales - 1:
+            if level < len(levels) - 1:
                 terms.append(cs.mean(dim=(-2, -1))[0].clamp_min(0))
                 y = _halve(y)
             else:
@@ -241,7 +264,7 @@ def _halve(x: Tensor) -> Tensor:
 
 def ms_ssim(a: ImageLike, b: ImageLike) -> float:
     """Multi-scale SSIM in [0, 1] (Wang et al. 2003; fewer scales below 176 px, see the module doc)."""
-    return MsSsimReference(a).score(b)
+    return ImageReference(a).ms_ssim(b)
 
 
 def ms_ssim_db(a: ImageLike, b: ImageLike) -> float:
