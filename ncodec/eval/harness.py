@@ -136,7 +136,7 @@ class FileRun:
     dirty: bool = False
     #: knob settings found so far on this file, by target rate
     found: dict[float, float] = field(default_factory=dict)
-    #: the settings the previous file needed, by target rate (where this file's searches start)
+    #: the rates the previous file measured, by setting (where this file's searches start)
     hints: dict[float, float] = field(default_factory=dict)
     #: the reference prepared for the image metrics, shared by the codecs run on this file
     prepared: Any | None = None
@@ -204,24 +204,45 @@ def _rate(media_kind: str, nbytes: int, reference: Any) -> float:
     return m.video_bpp(nbytes, reference.frames)
 
 
-def _probe_hint(run: FileRun, target: float, hint: float) -> None:
-    """Measure the file's rate at ``hint`` (the setting another file needed for this target) and at its
-    neighbour towards the target: on similar files these two bracket it, and otherwise they put the
-    next probes close."""
+def _log_rate_at(curve: dict[float, float], settings: np.ndarray) -> np.ndarray:
+    """Log-rate of another file at ``settings``, interpolated linearly between its measured settings."""
+    known = sorted((k, math.log(max(r, 1e-300))) for k, r in curve.items())
+    return np.interp(settings, [k for k, _ in known], [v for _, v in known])
+
+
+def _probe_from_curve(run: FileRun, target: float, curve: dict[float, float]) -> None:
+    """Probe where another file's measured rate curve, shifted in log-rate to agree with what this file
+    measured, crosses ``target``, and the setting beside it: rate curves of photos differ mostly by such a
+    shift, so these probes usually bracket the target at once (integer knobs)."""
     knob = run.codec.knob
     assert knob is not None
-    setting = min(max(float(round(hint)) if knob.integer else float(hint), knob.lo), knob.hi)
-    step = 1.0 if knob.integer else (knob.hi - knob.lo) / 256
-    up = run.rate_of(setting) <= target
-    run.rate_of(min(setting + step, knob.hi) if up else max(setting - step, knob.lo))
+    settings = np.arange(knob.lo, knob.hi + 1)
+    shape = _log_rate_at(curve, settings)
+    goal = math.log(target)
+    if not run.known_rates():  # where the other file met the target
+        run.rate_of(float(settings[int(np.argmin(np.abs(shape - goal)))]))
+    for _ in range(2):
+        known = run.known_rates()
+        if any(r <= target for r in known.values()) and any(r > target for r in known.values()):
+            return
+        near = min(known, key=lambda k: abs(math.log(max(known[k], 1e-300)) - goal))
+        shift = math.log(max(known[near], 1e-300)) - float(_log_rate_at(curve, np.array([near]))[0])
+        above = settings[shape + shift > goal]
+        if len(above) == 0:
+            return
+        candidates = [float(c) for c in (above[0] - 1, above[0]) if knob.lo <= c <= knob.hi and float(c) not in known]
+        if not candidates:
+            return
+        run.rate_of(candidates[0])
 
 
-def search_knob(run: FileRun, target: float, hint: float | None = None) -> float:
+def search_knob(run: FileRun, target: float, curve: dict[float, float] | None = None) -> float:
     """The knob value whose rate is closest to ``target`` (rate rises with the knob).
 
     Every rate already measured on the file (for this target or earlier ones) narrows the
-    bracket first. Without a bracket, the search starts from ``hint`` (the setting the previous
-    file needed, and its neighbour towards the target), then from the knob's ends as needed. Each new probe then
+    bracket first. Without a bracket, an integer knob's search starts where ``curve`` (the rates
+    the previous file measured, by setting), shifted to agree with this file, meets the target;
+    then the knob's ends are probed as needed. Each new probe then
     interpolates in log-rate between the bracket's ends, bisecting instead when the
     interpolation would hug an end (a plateau) or when the last probe did not halve the bracket.
     With a monotonic rate it ends on the same adjacent pair as plain bisection, whatever the
@@ -231,8 +252,8 @@ def search_knob(run: FileRun, target: float, hint: float | None = None) -> float
     assert knob is not None
     known = run.known_rates()
     bracketed = any(r <= target for r in known.values()) and any(r > target for r in known.values())
-    if not bracketed and hint is not None:
-        _probe_hint(run, target, hint)
+    if not bracketed and curve and len(curve) >= 2 and knob.integer:
+        _probe_from_curve(run, target, curve)
     known = run.known_rates()
     if not any(r <= target for k, r in known.items() if knob.lo <= k <= knob.hi) and run.rate_of(knob.lo) >= target:
         return float(knob.lo)
@@ -279,7 +300,7 @@ def settings_for(codec: EvalCodec, targets: Iterable[float]) -> list[tuple[float
         ordered = sorted(targets)
 
         def find(run: FileRun, t: float) -> float:
-            setting = search_knob(run, t, run.hints.get(t))
+            setting = search_knob(run, t, run.hints)
             run.found[t] = setting
             return setting
 
@@ -299,8 +320,8 @@ def evaluate_file(path: Path, media_kind: str, codecs: list[EvalCodec], targets:
                   hints: dict[str, dict[float, float]] | None = None) -> dict[str, list[dict[str, Any]]]:
     """Every codec's result at each of its operating points on one file (cached point by point).
 
-    ``hints`` (codec name -> target -> setting) start the knob searches from the settings another
-    file needed; it is updated with this file's settings, for the next file."""
+    ``hints`` (codec name -> setting -> rate) start the knob searches from the rate curve another
+    file measured; it is updated with this file's, for the next file."""
     hints = {} if hints is None else hints
     cache = Cache(cache_dir)
     reference = load_media(path, media_kind, max_seconds, max_frames)
@@ -324,7 +345,7 @@ def evaluate_file(path: Path, media_kind: str, codecs: list[EvalCodec], targets:
                 run.flush()   # point by point: an interrupted run of slow codecs (fits) keeps its work
         finally:
             run.flush()
-        hints[codec.name] = dict(run.found)
+        hints[codec.name] = run.known_rates()
     return out
 
 
@@ -383,7 +404,8 @@ def run_eval(media_kind: str, codec_names: list[str], data: Path, targets: Itera
         from concurrent.futures import ProcessPoolExecutor
 
         workers = min(jobs, len(files))
-        size = -(-len(files) // (2 * workers))  # two runs of consecutive files per worker: balance, and hints
+        size = -(-len(files) // workers)  # one run of consecutive files per worker: each file's search starts
+        # from the previous file's curve (photos of a set cost about the same, so the runs stay balanced)
         chunks = [files[i:i + size] for i in range(0, len(files), size)]
         with ProcessPoolExecutor(max_workers=workers, initializer=_worker_init,
                                  mp_context=multiprocessing.get_context("spawn")) as pool:
