@@ -9,14 +9,13 @@ re-run only computes what is new. Per operating point the metrics are averaged o
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
@@ -360,22 +359,6 @@ def _evaluate_files_by_names(paths: list[Path], media_kind: str, names: list[str
     return [evaluate_file(p, media_kind, codecs, targets, cache_dir, max_seconds, max_frames, hints) for p in paths]
 
 
-@contextlib.contextmanager
-def _one_thread() -> Iterator[None]:
-    """torch on one intra-op thread inside (this process then works beside the worker processes)."""
-    try:
-        import torch
-    except ImportError:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def _worker_init() -> None:
     """One thread per worker: the workers are the parallelism."""
     import os
@@ -424,20 +407,12 @@ def run_eval(media_kind: str, codec_names: list[str], data: Path, targets: Itera
         size = -(-len(files) // workers)  # one run of consecutive files per worker: each file's search starts
         # from the previous file's curve (photos of a set cost about the same, so the runs stay balanced)
         chunks = [files[i:i + size] for i in range(0, len(files), size)]
-        # the first run of files in this process (set up already, on one thread like a worker) while the
-        # worker processes start and do the others
-        with ProcessPoolExecutor(max_workers=max(1, len(chunks) - 1), initializer=_worker_init,
+        with ProcessPoolExecutor(max_workers=workers, initializer=_worker_init,
                                  mp_context=multiprocessing.get_context("spawn")) as pool:
             futures = [pool.submit(_evaluate_files_by_names, chunk, media_kind, [c.name for c in codecs], targets,
-                                   cache_dir, max_seconds, max_frames) for chunk in chunks[1:]]
+                                   cache_dir, max_seconds, max_frames) for chunk in chunks]
             per_file = []
-            hints: dict[str, dict[float, float]] = {}
-            with _one_thread():
-                for path in chunks[0]:
-                    per_file.append(evaluate_file(path, media_kind, codecs, targets, cache_dir, max_seconds,
-                                                  max_frames, hints))
-                    bar.update()
-            for future, chunk in zip(futures, chunks[1:]):  # in file order
+            for future, chunk in zip(futures, chunks):  # in file order
                 per_file.extend(future.result())
                 bar.update(len(chunk))
     for results in per_file:
