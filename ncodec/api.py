@@ -165,38 +165,43 @@ def encode_to(x: Any, out: BinaryIO, codec: str | None = None, progress: Progres
     return str(impl.name)
 
 
-def compress_file(source: str | Path, out: str | Path, codec: str | None = None, force: bool = False,
+def compress_file(source: str | Path | bytes, out: str | Path, codec: str | None = None, force: bool = False,
                   progress: Progress | None = None, codecs: dict[str, Any] | None = None,
-                  **options: Any) -> tuple[Image | Audio | Video, int, int, str]:
-    """Compress one media file into the stream file ``out``, atomically (what ``ncodec compress FILE OUT``
-    does): the media, its file's size, the stream's size and the codec's name.
+                  **options: Any) -> tuple[Image | Audio | Video, int, int | None, str]:
+    """Compress one media file (a path, or the file's bytes) into the stream file ``out`` (``-``: stdout),
+    atomically, as ``ncodec compress`` does: the media, the input's size, the stream's size (None on
+    stdout) and the codec's name.
 
     ``codecs`` caches codec instances by name across calls (a batch loads each model once). Refuses an
     input that is already a stream (`UsageError`) and, unless ``force``, an existing ``out``.
     """
     from .media.io import atomic_output, detect_media
 
-    try:
-        data = Path(source).read_bytes()
-    except OSError as e:
-        raise Error(f"cannot read {source}: {e.strerror}") from None
+    if isinstance(source, (bytes, bytearray)):
+        data, name = bytes(source), None
+    else:
+        try:
+            data, name = Path(source).read_bytes(), str(source)
+        except OSError as e:
+            raise Error(f"cannot read {source}: {e.strerror}") from None
     if detect_media(data[:64]) == "ncodec":
-        raise UsageError(f"{source} is already an ncodec stream; use `ncodec decompress`")
-    media = to_media(data, str(source))
+        raise UsageError(f"{name or 'the input'} is already an ncodec stream; use `ncodec decompress`")
+    media = to_media(data, name)
     kind = media_kind(media)
-    name = codec or default_codec(kind, media)
-    impl = codecs.get(name) if codecs is not None else None
+    codec_name = codec or default_codec(kind, media)
+    impl = codecs.get(codec_name) if codecs is not None else None
     if impl is None:
-        impl = codec_for(media, name, **options)
+        impl = codec_for(media, codec_name, **options)
         if codecs is not None:
-            codecs[name] = impl
+            codecs[codec_name] = impl
     elif impl.media != kind:
-        raise CodecMediaError(f"codec {name!r} takes {impl.media}, but {source} is {kind}")
+        raise CodecMediaError(f"codec {codec_name!r} takes {impl.media}, but {name or 'the input'} is {kind}")
     if progress is not None:
         progress.total = media.frames if isinstance(media, Audio) else 1
+        progress.label = f"compress {impl.name}"
     with atomic_output(str(out), force) as f:
         impl.write(media, f, progress)
-        written = f.tell()
+        written = None if str(out) == "-" else f.tell()
     return media, len(data), written, str(impl.name)
 
 

@@ -154,26 +154,13 @@ def cmd_compress(args: argparse.Namespace) -> None:
         return _compress_folder(args)
     if args.output:
         _refuse_overwriting_input(args.input, args.output)
-    options = _compress_options(args)
     out = args.output or ("-" if args.input == "-" else str(Path(args.input).with_suffix(STREAM_SUFFIX)))
-    if args.input != "-" and out != "-":
-        with Progress(1, f"compress {args.codec or ''}".strip(), enabled=False if args.quiet else None) as progress:
-            media, in_bytes, written, _ = api.compress_file(args.input, out, args.codec, args.force, progress,
-                                                           **options)
-        _say(args, _summary(media, in_bytes, written, out))
-        return
-    data = _read_input(args.input)
-    if detect_media(data[:64]) == "ncodec":
-        raise UsageError(f"{args.input} is already an ncodec stream; use `ncodec decompress`")
-    media = api.to_media(data, None if args.input == "-" else args.input)
-    codec = api.codec_for(media, args.codec, **options)
-    total = media.frames if isinstance(media, Audio) else 1
-    with Progress(total, f"compress {codec.name}", enabled=False if args.quiet else None) as progress, \
-            atomic_output(out, args.force) as f:
-        api.encode_to(media, f, codec.name, progress, **options)
-        written = f.tell() if out != "-" else None
+    source: str | bytes = _read_input("-") if args.input == "-" else args.input
+    with Progress(1, "compress", enabled=False if args.quiet else None) as progress:
+        media, in_bytes, written, _ = api.compress_file(source, out, args.codec, args.force, progress,
+                                                       **_compress_options(args))
     if written is not None:
-        _say(args, _summary(media, len(data), written, out))
+        _say(args, _summary(media, in_bytes, written, out))
 
 
 def _compress_options(args: argparse.Namespace) -> dict[str, Any]:
