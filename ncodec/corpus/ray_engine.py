@@ -66,6 +66,11 @@ def connect(address: str | None = None, workers: int | None = None) -> Any:
     return ray
 
 
+def _actors(ray: Any, tasks: int, workers: int | None) -> int:
+    """Actors for ``tasks`` units of work: ``workers``, else one per CPU of the cluster; never more than the work."""
+    return max(1, min(tasks, workers or int(ray.cluster_resources().get("CPU", 1))))
+
+
 def _one_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
 
@@ -104,7 +109,8 @@ def tokenize_item(tokenizer: Any, decoded: dict[str, Any], name: str) -> TokenRo
 
 
 class _ModelFacts:
-    """The tokenizer's settings without loading it twice in the driver: the model's rate and channels."""
+    """What the driver needs of the model (loaded once there; the actors load their own): the settings the
+    shards record, and the rate and channels the decoding tasks prepare audio for."""
 
     def __init__(self, model: str | None, bandwidth: float | None):
         from ..tokenizers.folder import token_settings
@@ -185,7 +191,7 @@ def tokenize_corpus(source: str | os.PathLike | Sequence[str | os.PathLike], out
     plan = plan_shards([names[i] for i in items], manifest, items_per_shard)
     if plan:
         rows = [{"shard": shard, "items": json.dumps([[by_name[n], n] for n in chunk])} for shard, chunk in plan]
-        actors = max(1, min(len(plan), workers or int(ray.cluster_resources().get("CPU", 1))))
+        actors = _actors(ray, len(plan), workers)
         ds = ray.data.from_items(rows, override_num_blocks=len(rows))
         ds = ds.map(_decode_shard, fn_kwargs={"channels": facts.channels, "model_rate": facts.sample_rate})
         ds = ds.map_batches(_TokenizeShards, batch_size=1, compute=ray.data.ActorPoolStrategy(size=actors),
@@ -298,7 +304,7 @@ def compress_corpus(root: str | os.PathLike, out_root: str | os.PathLike, codec:
         else:
             todo.append({"item": item, "out": str(target)})
     if todo:
-        actors = max(1, min(len(todo), workers or int(ray.cluster_resources().get("CPU", 1))))
+        actors = _actors(ray, len(todo), workers)
         ds = ray.data.from_items(todo, override_num_blocks=min(len(todo), 4 * actors))
         ds = ds.map_batches(_CompressFiles, batch_size=4, compute=ray.data.ActorPoolStrategy(size=actors),
                             fn_constructor_args=(codec, dict(options or {}), force))

@@ -134,8 +134,6 @@ class FileRun:
     cache: Cache
     entries: dict[str, Any] = field(default_factory=dict)
     dirty: bool = False
-    #: knob settings found so far on this file, by target rate
-    found: dict[float, float] = field(default_factory=dict)
     #: the rates the previous file measured, by setting (where this file's searches start)
     hints: dict[float, float] = field(default_factory=dict)
     #: the reference prepared for the image metrics, shared by the codecs run on this file
@@ -210,6 +208,11 @@ def _log_rate_at(curve: dict[float, float], settings: np.ndarray) -> np.ndarray:
     return np.interp(settings, [k for k, _ in known], [v for _, v in known])
 
 
+def _brackets(known: dict[float, float], target: float) -> bool:
+    """True when the measured rates lie on both sides of ``target``."""
+    return any(r <= target for r in known.values()) and any(r > target for r in known.values())
+
+
 def _probe_from_curve(run: FileRun, target: float, curve: dict[float, float]) -> None:
     """Probe where another file's measured rate curve, shifted in log-rate to agree with what this file
     measured, crosses ``target``, and the setting beside it: rate curves of photos differ mostly by such a
@@ -223,7 +226,7 @@ def _probe_from_curve(run: FileRun, target: float, curve: dict[float, float]) ->
         run.rate_of(float(settings[int(np.argmin(np.abs(shape - goal)))]))
     for _ in range(2):
         known = run.known_rates()
-        if any(r <= target for r in known.values()) and any(r > target for r in known.values()):
+        if _brackets(known, target):
             return
         near = min(known, key=lambda k: abs(math.log(max(known[k], 1e-300)) - goal))
         shift = math.log(max(known[near], 1e-300)) - float(_log_rate_at(curve, np.array([near]))[0])
@@ -250,9 +253,7 @@ def search_knob(run: FileRun, target: float, curve: dict[float, float] | None = 
     """
     knob = run.codec.knob
     assert knob is not None
-    known = run.known_rates()
-    bracketed = any(r <= target for r in known.values()) and any(r > target for r in known.values())
-    if not bracketed and curve and len(curve) >= 2 and knob.integer:
+    if not _brackets(run.known_rates(), target) and curve and len(curve) >= 2 and knob.integer:
         _probe_from_curve(run, target, curve)
     known = run.known_rates()
     if not any(r <= target for k, r in known.items() if knob.lo <= k <= knob.hi) and run.rate_of(knob.lo) >= target:
@@ -299,12 +300,7 @@ def settings_for(codec: EvalCodec, targets: Iterable[float]) -> list[tuple[float
     if codec.knob is not None:
         ordered = sorted(targets)
 
-        def find(run: FileRun, t: float) -> float:
-            setting = search_knob(run, t, run.hints)
-            run.found[t] = setting
-            return setting
-
-        return [(t, (lambda run, t=t: find(run, t))) for t in ordered]
+        return [(t, (lambda run, t=t: search_knob(run, t, run.hints))) for t in ordered]
     raise Error(f"codec {codec.name!r} has no way to reach operating points")
 
 
@@ -353,7 +349,7 @@ def _evaluate_files_by_names(paths: list[Path], media_kind: str, names: list[str
                              cache_dir: Path | None, max_seconds: float | None, max_frames: int | None
                              ) -> list[dict[str, list[dict[str, Any]]]]:
     """`evaluate_file` over consecutive files in a worker process (which resolves the codecs by name
-    itself), each file's searches starting from the previous file's settings."""
+    itself), each file's searches starting from the previous file's rate curve."""
     codecs = [resolve_codec(n, media_kind) for n in names]
     hints: dict[str, dict[float, float]] = {}
     return [evaluate_file(p, media_kind, codecs, targets, cache_dir, max_seconds, max_frames, hints) for p in paths]

@@ -26,14 +26,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..models.audio.dac import DACModel
+from ..models.audio.dac import DAC_CONFIGS, DACModel
 from ..models.audio.encodec import EncodedAudio, SEANetCodecModel
 from ..codecs.audio.neural import NeuralAudioCodec
 from ..media.pcm import downmix
 from ..models.audio.streaming import StreamingSEANet, is_streamable
 from ..media.resample import Resampler
 from ..errors import ModelFileError
-from ..models.audio.dac import DAC_CONFIGS
 from ..zoo import find_audio_model, load_audio_model, read_metadata
 from .patterns import Pattern, get_pattern
 
@@ -98,10 +97,12 @@ class Tokenizer:
         #: another thread count, and a code near a decision boundary flips: a fixed count makes a file's
         #: tokens the same whatever the machine's setting (``ncodec tokenize``, the Ray engine's actors).
         self.threads = threads
+        dac = None if isinstance(codec_or_model, (SEANetCodecModel, DACModel, NeuralAudioCodec)) \
+            else _dac_file(codec_or_model)
         if isinstance(codec_or_model, (SEANetCodecModel, DACModel)):
             model = codec_or_model
-        elif not isinstance(codec_or_model, NeuralAudioCodec) and _is_dac(codec_or_model):
-            model = _load_dac(codec_or_model)
+        elif dac is not None:
+            model = load_audio_model(dac)[0]
         else:
             codec = codec_or_model if isinstance(codec_or_model, NeuralAudioCodec) else \
                 NeuralAudioCodec(model=codec_or_model, bandwidth=bandwidth)
@@ -111,9 +112,8 @@ class Tokenizer:
         self.model = model.eval()
         if device is not None:
             self.model.to(device)
-        self.is_dac = isinstance(model, DACModel)
         if bandwidth is None:
-            bandwidth = (max(model.target_bandwidths) if self.is_dac else
+            bandwidth = (max(model.target_bandwidths) if isinstance(model, DACModel) else
                          6.0 if 6.0 in model.target_bandwidths else min(model.target_bandwidths))
         self.num_codebooks = model.num_codebooks(bandwidth)  # validates
         self.bandwidth = model.bandwidth(self.num_codebooks) if isinstance(model, DACModel) else float(bandwidth)
@@ -252,18 +252,6 @@ def _dac_file(model: str | os.PathLike) -> Path | None:
     except ModelFileError:
         return None
     return entry.path if entry.architecture in DAC_CONFIGS else None
-
-
-def _is_dac(model: str | os.PathLike) -> bool:
-    return _dac_file(model) is not None
-
-
-def _load_dac(model: str | os.PathLike) -> DACModel:
-    path = _dac_file(model)
-    assert path is not None
-    net, _ = load_audio_model(path)
-    assert isinstance(net, DACModel)
-    return net
 
 
 def open_tokenizer(model: str | os.PathLike | None = None, bandwidth: float | None = None,
