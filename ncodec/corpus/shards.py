@@ -190,10 +190,7 @@ def read_corpus(folder: str | os.PathLike) -> Iterator[tuple[TokenRow, dict[str,
     """Every row of a tokens folder's listed shards, in shard order: (row, settings)."""
     pa = _pyarrow()
     folder = Path(folder)
-    path = folder / MANIFEST
-    if not path.is_file():
-        raise Error(f"{folder} has no {MANIFEST}: not a tokens folder (ncodec tokenize --engine ray --out ...)")
-    manifest = json.loads(path.read_text())
+    manifest = _read_manifest(folder)
     settings = manifest["settings"]
     for shard in manifest["shards"]:
         table = pa.parquet.read_table(folder / shard["file"])
@@ -217,12 +214,23 @@ def is_corpus(path: str | os.PathLike) -> bool:
     return (Path(path) / MANIFEST).is_file()
 
 
+def _read_manifest(folder: Path) -> dict[str, Any]:
+    """A tokens folder's manifest (settings and shards); Error when it is missing or unreadable."""
+    path = folder / MANIFEST
+    if not path.is_file():
+        raise Error(f"{folder} has no {MANIFEST}: not a tokens folder (ncodec tokenize --engine ray --out ...)")
+    try:
+        manifest = json.loads(path.read_text())
+        if not isinstance(manifest.get("settings"), dict) or not isinstance(manifest.get("shards"), list):
+            raise ValueError("no settings or shards")
+    except (OSError, ValueError, AttributeError) as exc:
+        raise Error(f"{folder} is not a readable tokens folder: {exc}") from None
+    return manifest
+
+
 def corpus_settings(folder: str | os.PathLike) -> dict[str, Any]:
     """The settings (model, hash, bandwidth, ...) a tokens folder was made with."""
-    try:
-        return dict(json.loads((Path(folder) / MANIFEST).read_text())["settings"])
-    except (OSError, ValueError, KeyError) as exc:
-        raise Error(f"{folder} is not a readable tokens folder: {exc}") from None
+    return dict(_read_manifest(Path(folder))["settings"])
 
 
 def detokenize_corpus(folder: str | os.PathLike, out: str | os.PathLike, tokenizer: Any, model_hash: str,
@@ -240,6 +248,7 @@ def detokenize_corpus(folder: str | os.PathLike, out: str | os.PathLike, tokeniz
                 yield (row.item, torch.from_numpy(row.codes.astype(np.int64)), scales,
                        {"samples": row.samples, "sample_rate": row.sample_rate, "seconds": row.duration})
 
-    settings = corpus_settings(folder)
-    count = sum(len(s["items"]) for s in json.loads((Path(folder) / MANIFEST).read_text())["shards"])
-    return detokenize_items(str(folder), settings, items(), count, out, tokenizer, model_hash, force, progress)
+    manifest = _read_manifest(Path(folder))
+    count = sum(len(s["items"]) for s in manifest["shards"])
+    return detokenize_items(str(folder), manifest["settings"], items(), count, out, tokenizer, model_hash, force,
+                            progress)
