@@ -23,14 +23,15 @@ from ..errors import ModelFileError
 from .compressai import CONFIGS
 from .convert import DAC_ARCHITECTURES, ENCODEC_ARCHITECTURES
 
-__all__ = ["CATALOGUE_ENV", "CONVERTERS", "CatalogueEntry", "builtin_entries", "catalogue", "resolve"]
+__all__ = ["CATALOGUE_ENV", "CONVERTERS", "HEX_PIN", "CatalogueEntry", "builtin_entries", "catalogue", "resolve"]
 
 CATALOGUE_ENV = "NCODEC_CATALOGUE"
 #: The converters a catalogue entry may name (what `ncodec.zoo.fetch` runs on the publisher's file).
 CONVERTERS = ("compressai", "encodec", "dac")
 MAX_SIZE = 4 << 30              # no published checkpoint is near this; a larger claim is refused
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
-_HEX = re.compile(r"[0-9a-f]{8,64}")
+#: a hash pin: the whole SHA-256 or a prefix of at least 8 lower-case hex digits
+HEX_PIN = re.compile(r"[0-9a-f]{8,64}")
 
 COMPRESSAI_LICENCE = "BSD-3-Clause-Clear (CompressAI; trained on Vimeo-90K)"
 ENCODEC_LICENCE = "MIT (facebookresearch/encodec)"
@@ -83,7 +84,7 @@ def _check(entry: CatalogueEntry) -> CatalogueEntry:
         problems.append(f"name {entry.name!r}")
     if not entry.url.startswith(("https://", "http://")) or "/" not in entry.url.split("://", 1)[1]:
         problems.append(f"url {entry.url!r} (http or https, with a file name)")
-    if entry.sha256 is not None and not _HEX.fullmatch(entry.sha256):
+    if entry.sha256 is not None and not HEX_PIN.fullmatch(entry.sha256):
         problems.append("sha256 (8-64 lower-case hex digits, or null)")
     if entry.size is not None and not (isinstance(entry.size, int) and 0 < entry.size <= MAX_SIZE):
         problems.append(f"size {entry.size!r}")

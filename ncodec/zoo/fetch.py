@@ -17,6 +17,7 @@
 """
 from __future__ import annotations
 
+import dataclasses
 import errno
 import hashlib
 import os
@@ -30,7 +31,7 @@ from typing import Any, Callable
 
 from ..errors import DownloadError, ModelFileError
 from ..progress import Progress
-from .catalogue import CatalogueEntry, resolve
+from .catalogue import HEX_PIN, CatalogueEntry, resolve
 from .files import MODELS_ENV, model_dirs, read_metadata
 
 __all__ = ["OFFLINE_ENV", "cache_dir", "cached_path", "download", "fetch", "fetch_entry", "is_offline", "load",
@@ -212,10 +213,9 @@ def fetch_entry(entry: CatalogueEntry, *, force: bool = False, allow_unpinned: b
     """The cached, converted file of one catalogue entry, downloading it first when it is not cached
     (or with ``force``). ``sha256`` pins an entry the publisher left unpinned (or replaces the pin)."""
     pin = (sha256 or "").strip().lower() or entry.sha256
-    if pin is not None and not (8 <= len(pin) <= 64 and all(c in "0123456789abcdef" for c in pin)):
+    if pin is not None and not HEX_PIN.fullmatch(pin):
         raise DownloadError(f"--sha256 takes 8-64 hex digits, got {sha256!r}")
-    if pin != entry.sha256:
-        entry = CatalogueEntry(**{**entry.to_json(), "sha256": pin})
+    entry = dataclasses.replace(entry, sha256=pin)
     existing = cached_path(entry)
     if existing is not None and not force:
         return existing
