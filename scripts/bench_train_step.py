@@ -12,11 +12,12 @@ BF16 or AMX); elsewhere torch falls back to a slow reference convolution.
 
 ``--audio`` times the audio codec candidates instead: a full generator step of
 `ncodec.train.audio.Trainer` (multi-scale mel, multi-resolution STFT and commitment losses,
-quantizer dropout, Adam) on ``--batch`` one-second 24 kHz segments, fp32, for SEANet encoders
-with their SEANet decoders (EnCodec's design) or with a Vocos-style decoder
-(`ncodec.models.audio.vocos`: ConvNeXt blocks at the frame rate and an inverse STFT).
+quantizer dropout, Adam) on ``--batch`` one-second 24 kHz segments, in fp32 and under bf16
+autocast (``--modes fp32,bf16``), for SEANet encoders with their SEANet decoders (EnCodec's
+design) or with a Vocos-style decoder, and for the frame-rate pair of
+`ncodec.models.audio.vocos` (STFT encoder, ConvNeXt blocks, inverse STFT) at three widths.
 
-    python scripts/bench_train_step.py --audio --batch 8
+    python scripts/bench_train_step.py --audio --batch 8 --modes fp32,bf16 --threads 1
 """
 from __future__ import annotations
 
@@ -67,34 +68,37 @@ def step_times(arch: str, mode: str, batch: int, crop: int, n: int, m: int, warm
     return times
 
 
-#: audio candidates: SEANet size (`SEANetCodecModel.build` arguments) and the decoder (None: SEANet's own)
-AUDIO_CANDIDATES = {
-    "seanet-small": (dict(n_filters=16, dimension=64, lstm=1), None),
-    "seanet-small+vocos": (dict(n_filters=16, dimension=64, lstm=1), dict(width=256, blocks=6)),
-    "seanet-base": (dict(n_filters=32, dimension=128, lstm=2), None),
-    "seanet-base+vocos": (dict(n_filters=32, dimension=128, lstm=2), dict(width=384, blocks=8)),
+#: audio candidates: `SEANetCodecModel.build` arguments (SEANet sizes, and the frame-rate encoder / decoder specs)
+AUDIO_CANDIDATES: dict[str, dict] = {
+    "seanet-small": dict(n_filters=16, dimension=64, lstm=1),
+    "seanet-small+vocos": dict(n_filters=16, dimension=64, lstm=1, decoder=dict(type="vocos", width=256, blocks=6)),
+    "seanet-base": dict(n_filters=32, dimension=128, lstm=2),
+    "seanet-base+vocos": dict(n_filters=32, dimension=128, lstm=2, decoder=dict(type="vocos", width=384, blocks=8)),
+    "stft+vocos-256": dict(dimension=128, encoder=dict(type="stft", width=256, blocks=4),
+                           decoder=dict(type="vocos", width=256, blocks=6)),
+    "stft+vocos-384": dict(dimension=128, encoder=dict(type="stft", width=384, blocks=6),
+                           decoder=dict(type="vocos", width=384, blocks=8)),
+    "stft+vocos-512": dict(dimension=128, encoder=dict(type="stft", width=512, blocks=6),
+                           decoder=dict(type="vocos", width=512, blocks=8)),
 }
 
 
-def audio_step_times(name: str, batch: int, warmup: int, steps: int) -> tuple[list[float], float, float]:
+def audio_step_times(name: str, batch: int, warmup: int, steps: int, amp: bool
+                     ) -> tuple[list[float], float, float]:
     """Seconds of each timed generator step of an audio candidate, and its encoder's and decoder's millions of
     parameters."""
     import argparse as _argparse
 
     from ncodec.models.audio.encodec import SEANetCodecModel
-    from ncodec.models.audio.vocos import VocosDecoder
     from ncodec.train.audio import Trainer
 
-    seanet, vocos = AUDIO_CANDIDATES[name]
     torch.manual_seed(0)
     model = SEANetCodecModel.build([1.5, 3.0, 6.0, 12.0], 24_000, 1, causal=True, ratios=[8, 5, 4, 2],
-                                   n_residual_layers=1, **seanet)
-    if vocos is not None:
-        model.decoder = VocosDecoder(model.encoder.dimension, model.encoder.hop_length, causal=True, **vocos)
+                                   n_residual_layers=1, **AUDIO_CANDIDATES[name])
     args = _argparse.Namespace(lr=3e-4, lr_final=0.1, steps=100_000, warmup=1000, clip=10.0, mel_weight=15.0,
                                stft_weight=1.0, l1_weight=0.0, commit_weight=1.0, quantizer_dropout=1.0,
                                adversarial=False, adv_start=0, adv_warmup=1000, adv_weight=3.0, feat_weight=3.0,
-                               disc_lr=None, disc_filters=16, amp=False)
+                               disc_lr=None, disc_filters=16, amp=amp)
     trainer = Trainer(model, args, torch.device("cpu"))
     x = 0.1 * torch.randn(batch, 1, 24_000)
     times = []
@@ -108,18 +112,20 @@ def audio_step_times(name: str, batch: int, warmup: int, steps: int) -> tuple[li
 
 
 def main_audio(args: argparse.Namespace) -> None:
-    """The audio candidates' step times (fp32: this CPU has no fast bf16)."""
+    """The audio candidates' step times, fp32 and (``--modes`` with bf16) under bf16 autocast."""
     base = None
-    for name in args.arch.split(",") if args.arch != ",".join(ARCHS) else AUDIO_CANDIDATES:
-        times, enc, dec = audio_step_times(name, args.batch, args.warmup, args.steps)
-        ms = 1000 * statistics.median(times)
-        base = base or ms
-        row = {"candidate": name, "batch": args.batch, "segment_s": 1.0, "ms_per_step": round(ms, 1),
-               "steps_per_s": round(1000 / ms, 2), "vs_first": round(base / ms, 2), "encoder_M": round(enc, 2),
-               "decoder_M": round(dec, 2), "threads": torch.get_num_threads()}
-        print(json.dumps(row) if args.json else
-              f"{name:<22} {ms:8.1f} ms/step  {1000 / ms:6.2f} steps/s  {base / ms:4.2f}x the first  "
-              f"(encoder {enc:.2f} M, decoder {dec:.2f} M parameters)", flush=True)
+    names = args.arch.split(",") if args.arch != ",".join(ARCHS) else list(AUDIO_CANDIDATES)
+    for name in names:
+        for mode in [m for m in args.modes.split(",") if m in ("fp32", "bf16")]:
+            times, enc, dec = audio_step_times(name, args.batch, args.warmup, args.steps, mode == "bf16")
+            ms = 1000 * statistics.median(times)
+            base = base or ms
+            row = {"candidate": name, "mode": mode, "batch": args.batch, "segment_s": 1.0, "ms_per_step": round(ms, 1),
+                   "steps_per_s": round(1000 / ms, 2), "vs_first": round(base / ms, 2), "encoder_M": round(enc, 2),
+                   "decoder_M": round(dec, 2), "threads": torch.get_num_threads()}
+            print(json.dumps(row) if args.json else
+                  f"{name:<22} {mode:<5} {ms:8.1f} ms/step  {1000 / ms:6.2f} steps/s  {base / ms:5.2f}x the first  "
+                  f"(encoder {enc:.2f} M, decoder {dec:.2f} M parameters)", flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:

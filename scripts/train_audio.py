@@ -44,6 +44,7 @@ from ncodec.models.audio.encodec import SEANetCodecModel
 from ncodec.progress import Progress
 from ncodec.train.audio import SegmentSampler, Trainer, count_prior, load_validation, scan_audio, validate
 from ncodec.zoo.audio import build_audio_model, load_audio_model, model_identity, save_audio_model
+from ncodec.zoo.files import read_metadata
 
 #: Model size presets: SEANet arguments (`SEANetCodecModel.build`), bandwidths and training sizes.
 PRESETS: dict[str, dict[str, Any]] = {
@@ -54,6 +55,10 @@ PRESETS: dict[str, dict[str, Any]] = {
                   bandwidths=[1.5, 3.0, 6.0, 12.0], batch=8, segment=1.0, disc_filters=16, prior_seconds=300.0),
     "base": dict(n_filters=32, dimension=128, ratios=[8, 5, 4, 2], lstm=2, n_residual_layers=1,
                  bandwidths=[1.5, 3.0, 6.0, 12.0], batch=16, segment=1.0, disc_filters=32, prior_seconds=600.0),
+    # frame-rate networks (STFT encoder, Vocos decoder: ConvNeXt blocks at 75 Hz), the fastest to train on a CPU
+    "frame": dict(n_filters=32, dimension=128, ratios=[8, 5, 4, 2], lstm=0, n_residual_layers=1,
+                  encoder=dict(type="stft", width=384, blocks=4), decoder=dict(type="vocos", width=384, blocks=6),
+                  bandwidths=[1.5, 3.0, 6.0, 12.0], batch=8, segment=1.0, disc_filters=16, prior_seconds=600.0),
     # EnCodec's own 24 kHz model (32 codebooks, 1.5 ... 24 kbps); the size options do not apply
     "encodec_24khz": dict(bandwidths=[1.5, 3.0, 6.0, 12.0, 24.0], batch=16, segment=1.0, disc_filters=32,
                           prior_seconds=600.0),
@@ -80,6 +85,10 @@ def model_config(args: argparse.Namespace) -> tuple[str, dict[str, Any] | None]:
     preset = PRESETS[args.preset]
     seanet = {k: getattr(args, k) if getattr(args, k) is not None else preset[k] for k in SIZE_OPTIONS}
     seanet["ratios"] = [int(r) for r in seanet["ratios"]]
+    for part in ("encoder", "decoder"):  # frame-rate networks: --encoder / --decoder, else the preset's
+        spec = getattr(args, part) or preset.get(part)
+        if spec:
+            seanet[part] = dict(spec)
     bands = args.bandwidths or preset["bandwidths"]
     if args.codebooks:
         frame_rate = math.ceil(args.sample_rate / math.prod(seanet["ratios"]))
@@ -100,6 +109,40 @@ def build(architecture: str, config: dict[str, Any] | None) -> SEANetCodecModel:
 
 
 
+def frame_net(text: str) -> dict[str, Any]:
+    """``stft:width=384,blocks=4`` -> ``{"type": "stft", "width": 384, "blocks": 4}`` (an --encoder / --decoder)."""
+    kind, _, rest = text.partition(":")
+    spec: dict[str, Any] = {"type": kind}
+    for item in filter(None, rest.split(",")):
+        key, _, value = item.partition("=")
+        spec[key] = int(value)
+    return spec
+
+
+# ------------------------------------------------------------------ checkpoints and exports
+def export(model: SEANetCodecModel, path: Path, architecture: str, config: dict[str, Any] | None,
+           train: SegmentSampler, args: argparse.Namespace, step: int, last_val: dict[str, Any] | None,
+           half: bool = False) -> int:
+    """Count the code prior on ``--prior-seconds`` of training audio and save the model as a zoo file
+    (``half``: fp16 weights, for committing); returns the frames counted."""
+    frames = count_prior(model, train.batches(args.prior_seconds, args.batch, args.seed + 2), model_device(model))
+    meta = {"name": args.name, "steps": step, "data": ",".join(Path(d).name for d in args.data),
+            "trained_by": "scripts/train_audio.py", "prior_frames": frames,
+            "losses": json.dumps({k: getattr(args, f"{k}_weight") for k in LOSS_TERMS
+                                  if k not in ("adv", "feat") or args.adversarial})}
+    if last_val is not None:
+        meta["validation"] = json.dumps(last_val, sort_keys=True)
+    device = model_device(model)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_audio_model(model.cpu(), path, architecture, config, half=half, **meta)
+    model.to(device)
+    return frames
+
+
+def model_device(model: torch.nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
 # ------------------------------------------------------------------ prior and validation
 
 
@@ -117,6 +160,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    help="training audio the validation prior is counted on (a fixed draw)")
     g.add_argument("--segment", type=float, help="seconds per training segment (preset's by default)")
     g.add_argument("--batch", type=int, help="segments per step (preset's by default)")
+    g.add_argument("--gain-db", type=float, default=6.0, help="augmentation: random gain of each segment, "
+                   "uniform in +- this many dB")
     m = p.add_argument_group("model")
     m.add_argument("--preset", choices=list(PRESETS), default="base",
                    help="model size; encodec_24khz is EnCodec's 24 kHz architecture (size options ignored)")
@@ -130,6 +175,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    help="kbps the model serves, e.g. 1.5,3,6,12 (the highest sets the number of codebooks)")
     m.add_argument("--codebooks", type=int,
                    help="number of codebooks (of 1024 codes); bandwidths become those of 2, 4, 8, ... and this many")
+    m.add_argument("--encoder", type=frame_net, help="frame-rate encoder instead of SEANet's, e.g. "
+                   "stft:width=384,blocks=4 (n_fft and kernel_size too)")
+    m.add_argument("--decoder", type=frame_net, help="frame-rate decoder instead of SEANet's, e.g. "
+                   "vocos:width=384,blocks=6")
     m.add_argument("--causal", action=argparse.BooleanOptionalAction, default=True)
     m.add_argument("--sample-rate", type=int, default=24000)
     m.add_argument("--name", help="model name (file <out>/<name>.safetensors; default: the --out folder's name)")
@@ -158,6 +207,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     t.add_argument("--threads", type=int, help="torch CPU threads (tiny preset: 1, as its small convolutions gain "
                    "nothing from more and busy-wait on a shared CPU)")
     t.add_argument("--out", required=True, help="run folder: checkpoint.pt, log.jsonl, <name>.safetensors")
+    t.add_argument("--ckpt-minutes", type=float, default=10.0, help="also checkpoint (and --export) this often")
+    t.add_argument("--export", help="fp16 zoo file written at every checkpoint (for committing), with the steps")
+    t.add_argument("--init", help="start from this zoo file's weights and step count (e.g. committed ones) "
+                   "when --out holds no checkpoint")
     t.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     preset = PRESETS[args.preset]
@@ -200,7 +253,20 @@ def main(argv: Sequence[str] | None = None) -> Path:
         torch.manual_seed(args.seed + step)
         gen = np.random.default_rng(args.seed + step)
         print(f"resumed {ckpt} at step {step}", flush=True)
-    train = SegmentSampler(scan_audio(args.data), model.sample_rate, args.segment)
+    elif args.init:
+        loaded, facts = load_audio_model(args.init)
+        def sized(cfg: Any) -> Any:  # the config without the model's name
+            return {k: v for k, v in cfg.items() if k != "name"} if isinstance(cfg, dict) else cfg
+
+        if facts["architecture"] != architecture or sized(json.loads(read_metadata(Path(args.init)).get(
+                "config", "null"))) != sized(json.loads(json.dumps(config))):
+            raise SystemExit(f"{args.init} is another architecture or size than the options give")
+        model.load_state_dict(loaded.state_dict())
+        step = int(read_metadata(Path(args.init)).get("steps", 0))
+        torch.manual_seed(args.seed + step)
+        gen = np.random.default_rng(args.seed + step)
+        print(f"starting from {args.init} at step {step}", flush=True)
+    train = SegmentSampler(scan_audio(args.data), model.sample_rate, args.segment, gain_db=args.gain_db)
     clips = load_validation(args.val, args.val_max, args.val_seconds) if args.val else []
     size = sum(p.numel() for p in model.parameters())
     print(f"{args.name}: {architecture}, {size / 1e6:.2f} M parameters, {model.quantizer.num_codebooks} codebooks "
@@ -209,7 +275,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
           + (", adversarial" if args.adversarial else "") + (f", amp {trainer.amp_dtype}" if args.amp else ""),
           flush=True)
     log = (out / "log.jsonl").open("a")
-    started = time.monotonic()
+    started = last_ckpt = time.monotonic()
     last_val: dict[str, Any] | None = None
     with Progress(args.steps - step, f"train {args.name}") as bar:
         while step < args.steps:
@@ -225,18 +291,18 @@ def main(argv: Sequence[str] | None = None) -> Path:
                 print(json.dumps(record), flush=True)
             log.write(json.dumps(record) + "\n")
             log.flush()
-            if due:
-                torch.save({**trainer.state_dict(), "step": step, "identity": identity}, ckpt)
+            if due or time.monotonic() - last_ckpt > 60 * args.ckpt_minutes:
+                tmp = ckpt.with_name(ckpt.name + ".tmp")
+                torch.save({**trainer.state_dict(), "step": step, "identity": identity}, tmp)
+                tmp.replace(ckpt)
+                if args.export:
+                    export(model, Path(args.export), architecture, config, train, args, step, last_val, half=True)
+                    model.train()
+                last_ckpt = time.monotonic()
     log.close()
-    frames = count_prior(model, train.batches(args.prior_seconds, args.batch, args.seed + 2), device)
     path = out / f"{args.name}.safetensors"
-    meta = {"name": args.name, "steps": step, "data": ",".join(Path(d).name for d in args.data),
-            "trained_by": "scripts/train_audio.py", "prior_frames": frames,
-            "losses": json.dumps({k: getattr(args, f"{k}_weight") for k in LOSS_TERMS
-                                  if k not in ("adv", "feat") or args.adversarial})}
-    if last_val is not None:
-        meta["validation"] = json.dumps(last_val, sort_keys=True)
-    save_audio_model(model.cpu(), path, architecture, config, **meta)
+    frames = export(model, path, architecture, config, train, args, step, last_val)
+    model.cpu()
     _, facts = load_audio_model(path)
     assert facts["hash"] == model_identity(model), "the saved model does not load back identically"
     print(f"saved {path} ({facts['architecture']}, prior counted on {frames} frames, hash {facts['hash'][:16]})",

@@ -4,7 +4,7 @@
 (`ncodec.media.resample`), maps the channels (mono models average, stereo models duplicate mono),
 and returns the codes of the first K codebooks the bandwidth allows; ``decode(codes)`` gives
 the waveform ``[B, channels, samples]`` at the model's rate. Causal models code long inputs a
-chunk at a time (`StreamingSEANet`, the same codes as one call); normalising (segmented)
+chunk at a time (`streaming`, the same codes as one call); normalising (segmented)
 models need the per-segment volumes to decode at the right loudness: `encode_with_scales`
 returns them, and `decode` without them uses unit volumes. `encode_batch` codes a list of
 signals of different lengths, each exactly as alone, as ``ncodec tokenize`` does.
@@ -30,7 +30,7 @@ from ..models.audio.dac import DAC_CONFIGS, DACModel
 from ..models.audio.encodec import EncodedAudio, SEANetCodecModel
 from ..codecs.audio.neural import NeuralAudioCodec
 from ..media.pcm import downmix
-from ..models.audio.streaming import StreamingSEANet, is_streamable
+from ..models.audio.streaming import is_streamable, streaming
 from ..media.resample import Resampler
 from ..errors import ModelFileError
 from ..zoo import find_audio_model, load_audio_model, read_metadata
@@ -163,7 +163,7 @@ class Tokenizer:
         chunk = int(CHUNK_SECONDS * self.sample_rate)
         if not is_streamable(self.model) or x.shape[-1] <= chunk:
             return self.model.encode(x, self.bandwidth)
-        stream = StreamingSEANet(self.model.encoder)
+        stream = streaming(self.model.encoder)
         codes = [self.model.quantizer.encode(stream(x[..., s:s + chunk], final=s + chunk >= x.shape[-1]),
                                              self.num_codebooks) for s in range(0, x.shape[-1], chunk)]
         return EncodedAudio(torch.cat(codes, dim=-1), None, int(x.shape[-1]))
@@ -190,7 +190,7 @@ class Tokenizer:
             return model.decode(codes, scales, length)
         chunk = int(CHUNK_SECONDS * self.frame_rate)
         if is_streamable(model) and codes.shape[-1] > chunk:
-            stream = StreamingSEANet(model.decoder)
+            stream = streaming(model.decoder)
             wav = torch.cat([stream(model.quantizer.decode(codes[..., s:s + chunk]), final=s + chunk >= codes.shape[-1])
                              for s in range(0, codes.shape[-1], chunk)], dim=-1)
             return wav if length is None else wav[..., :length]

@@ -66,17 +66,20 @@ def scan_audio(folders: Sequence[str | Path]) -> list[AudioFile]:
 class SegmentSampler:
     """Random mono segments of a set of files at the model's rate, read (and resampled) on demand.
 
-    Files are drawn in proportion to their duration and the segment start uniformly; a
+    Files are drawn in proportion to their duration and the segment start uniformly (and each
+    segment's level is jittered by up to ``gain_db`` decibels either way, an augmentation); a
     margin of real signal around the segment feeds the resampler's filter, so segments
     have no edge transients; files shorter than a segment are zero-padded.
     """
 
-    def __init__(self, files: Sequence[AudioFile], sample_rate: int, seconds: float, margin: float = 0.005):
+    def __init__(self, files: Sequence[AudioFile], sample_rate: int, seconds: float, margin: float = 0.005,
+                 gain_db: float = 0.0):
         if not files:
             raise SystemExit("no training audio")
         self.files, self.rate = list(files), int(sample_rate)
         self.length = max(1, round(seconds * self.rate))
         self.margin = float(margin)
+        self.gain_db = float(gain_db)  # each segment is scaled by a gain drawn uniformly in +-gain_db
         weights = np.array([f.frames / f.sample_rate for f in self.files], dtype=np.float64)
         self.weights = weights / weights.sum()
         self._resamplers: dict[int, Resampler] = {}
@@ -108,7 +111,11 @@ class SegmentSampler:
     def batch(self, size: int, gen: np.random.Generator) -> Tensor:
         """``size`` segments ``[size, 1, length]``."""
         picks = gen.choice(len(self.files), size=size, p=self.weights)
-        return torch.stack([self.read(self.files[i], gen) for i in picks])
+        batch = torch.stack([self.read(self.files[i], gen) for i in picks])
+        if self.gain_db:
+            db = gen.uniform(-self.gain_db, self.gain_db, size)
+            batch = batch * torch.from_numpy(10.0 ** (db / 20)).float().view(-1, 1, 1)
+        return batch
 
     def batches(self, seconds: float, size: int, seed: int) -> Iterator[Tensor]:
         """Batches of random segments totalling about ``seconds`` (a fixed draw for a given seed)."""
@@ -210,10 +217,12 @@ class Trainer:
         with autocast:
             y32 = y.float()
             mel = self.mel(y32, x)
-            sc, logmag = self.stft.terms(y32, x)
-            loss = a.mel_weight * mel + a.stft_weight * (sc + logmag) + a.commit_weight * q.loss.float()
-            record.update(mel=float(mel.detach()), stft_sc=float(sc.detach()), stft_mag=float(logmag.detach()),
-                          commit=float(q.loss.detach()))
+            loss = a.mel_weight * mel + a.commit_weight * q.loss.float()
+            record.update(mel=float(mel.detach()), commit=float(q.loss.detach()))
+            if a.stft_weight:  # the multi-resolution STFT costs as much as the mel loss: skipped at weight 0
+                sc, logmag = self.stft.terms(y32, x)
+                loss = loss + a.stft_weight * (sc + logmag)
+                record.update(stft_sc=float(sc.detach()), stft_mag=float(logmag.detach()))
             if a.l1_weight:
                 l1 = (y32 - x).abs().mean()
                 loss = loss + a.l1_weight * l1

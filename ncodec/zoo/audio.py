@@ -31,6 +31,16 @@ BUILDERS = {"encodec_24khz": SEANetCodecModel.encodec_24khz, "encodec_48khz": SE
 _TABLE_BUFFERS = ("_quantized_cdf", "_offset", "_cdf_length")
 _SEANET_LIMITS = {"n_filters": 256, "dimension": 1024, "n_residual_layers": 8, "lstm": 4, "kernel_size": 31,
                   "last_kernel_size": 31, "residual_kernel_size": 31, "dilation_base": 4, "compress": 8}
+_FRAME_NET_LIMITS = {"width": 2048, "blocks": 32, "n_fft": 16384, "kernel_size": 31}
+
+
+def _plausible_frame_net(spec: Any) -> bool:
+    """Whether a config's ``encoder`` / ``decoder`` entry (absent, or a type and bounded sizes) can be built."""
+    if spec is None:
+        return True
+    if not isinstance(spec, Mapping) or spec.get("type") not in ("seanet", "stft", "vocos"):
+        return False
+    return all(k == "type" or (k in _FRAME_NET_LIMITS and 0 <= int(v) <= _FRAME_NET_LIMITS[k]) for k, v in spec.items())
 
 
 @dataclass(frozen=True)
@@ -85,7 +95,8 @@ def build_audio_model(architecture: str, config: Mapping[str, Any] | None = None
         ok = (1 <= len(bands) <= 16 and all(0 < b <= 1000 for b in bands)
               and 1000 <= int(cfg.get("sample_rate", 24000)) <= 384_000 and int(cfg.get("channels", 1)) in (1, 2)
               and all(1 <= int(r) <= 16 for r in cfg.get("ratios", (8, 5, 4, 2))) and len(cfg.get("ratios", ())) <= 6
-              and all(0 <= int(cfg[k]) <= v for k, v in _SEANET_LIMITS.items() if k in cfg))
+              and all(0 <= int(cfg[k]) <= v for k, v in _SEANET_LIMITS.items() if k in cfg)
+              and all(_plausible_frame_net(cfg.get(k)) for k in ("encoder", "decoder")))
     except (TypeError, ValueError):
         ok = False
     if not ok:
@@ -154,8 +165,11 @@ def load_audio_model(path: str | os.PathLike, architecture: str | None = None
 
 
 def save_audio_model(model: AudioModel, path: str | os.PathLike, architecture: str,
-                     config: Mapping[str, Any] | None = None, **metadata: str) -> None:
-    """Write a model (ncodec key names, prior counts and tables included) as an audio zoo file, atomically."""
+                     config: Mapping[str, Any] | None = None, half: bool = False, **metadata: str) -> None:
+    """Write a model (ncodec key names, prior counts and tables included) as an audio zoo file, atomically.
+
+    ``half`` stores the floating tensors in fp16 (half the size, for committed weights); they load
+    back as float32, so encoder and decoder still see one set of weights."""
     if architecture not in AUDIO_ARCHITECTURES or (architecture == "seanet") != (config is not None):
         raise ValueError(f"architecture must be one of {', '.join(AUDIO_ARCHITECTURES)} (seanet with its config)")
     prior = getattr(model.quantizer, "prior", None)
@@ -164,7 +178,11 @@ def save_audio_model(model: AudioModel, path: str | os.PathLike, architecture: s
     meta = {**{k: str(v) for k, v in metadata.items()}, "architecture": architecture}
     if config is not None:
         meta["config"] = json.dumps(dict(config), sort_keys=True)
-    save_state_atomically(model.state_dict(), Path(path), meta)
+    state = model.state_dict()
+    if half:
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+        meta["dtype"] = "float16"
+    save_state_atomically(state, Path(path), meta)
 
 
 def model_identity(model: AudioModel) -> str:

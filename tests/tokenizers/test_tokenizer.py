@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from tiny_audio_models import CAUSAL, SEGMENTED
+from tiny_audio_models import CAUSAL, FRAME, SEGMENTED
 
 from ncodec.cli import main
 from ncodec.codecs.audio.neural import NeuralAudioCodec
@@ -89,14 +89,18 @@ def test_decode(causal, segmented, speech) -> None:
     assert unit.shape[-1] == tok48.length_for_frames(enc.codes.shape[-1]) >= enc.length
 
 
-def test_long_inputs_stream(causal, speech, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Inputs longer than CHUNK_SECONDS go through the streaming networks: the same codes and waveform."""
+@pytest.mark.parametrize("config", ["seanet", "frame"])
+def test_long_inputs_stream(causal, speech, monkeypatch: pytest.MonkeyPatch, config: str) -> None:
+    """Inputs longer than CHUNK_SECONDS go through the streaming networks (SEANet's, or the frame-rate pair's):
+    the same codes and waveform."""
     monkeypatch.setattr(tokenizer_module, "CHUNK_SECONDS", 0.3)
-    tok = Tokenizer(causal)
+    torch.manual_seed(2)
+    model = causal if config == "seanet" else build_audio_model("seanet", FRAME)
+    tok = Tokenizer(model)
     codes = tok.encode(speech, 24000)
-    assert torch.equal(codes, causal.encode(speech[None], 6.0).codes)
+    assert torch.equal(codes, model.encode(speech[None], 6.0).codes)
     with torch.no_grad():
-        assert torch.allclose(tok.decode(codes), causal.decode(codes), atol=1e-6)
+        assert torch.allclose(tok.decode(codes), model.decode(codes), atol=1e-5)
 
 
 def test_patterns_round_trip(causal, speech) -> None:

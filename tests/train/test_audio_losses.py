@@ -236,3 +236,42 @@ def test_train_audio_end_to_end(train_audio: ModuleType, speech_dir: Path, tmp_p
     assert cli(["info", str(stream)]) == 0
     info = capsys.readouterr().out
     assert "tinyrun (seanet" in info and "categorical prior" in info
+
+
+def test_gain_augmentation(train_audio: ModuleType, speech_dir: Path) -> None:
+    """Segments are scaled by gains within +-gain_db (a fixed draw per seed); 0 leaves them as read."""
+    files = train_audio.scan_audio([speech_dir])
+    plain = train_audio.SegmentSampler(files, 24000, 0.5).batch(16, np.random.default_rng(5))
+    scaled = train_audio.SegmentSampler(files, 24000, 0.5, gain_db=6.0).batch(16, np.random.default_rng(5))
+    ratio = scaled.abs().amax(dim=-1) / plain.abs().amax(dim=-1)
+    db = 20 * torch.log10(ratio)
+    assert db.abs().max() <= 6.0 + 1e-4 and db.std() > 1.0
+
+
+def test_frame_rate_model_exports_and_starts_from_an_export(train_audio: ModuleType, speech_dir: Path,
+                                                            tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--encoder stft / --decoder vocos train; --export writes an fp16 zoo file with the steps at each checkpoint;
+    --init starts a new run from it (weights and step count); another size is refused."""
+    from safetensors import safe_open
+
+    from ncodec.zoo.audio import load_audio_model
+
+    assert train_audio.frame_net("stft:width=16,blocks=1") == {"type": "stft", "width": 16, "blocks": 1}
+    export = tmp_path / "committed" / "frame.safetensors"
+    common = ["--data", str(speech_dir), "--tiny", "--segment", "0.5", "--batch", "2", "--prior-seconds", "2",
+              "--encoder", "stft:width=16,blocks=1", "--decoder", "vocos:width=16,blocks=1", "--stft-weight", "0",
+              "--amp"]
+    train_audio.main([*common, "--steps", "3", "--out", str(tmp_path / "a"), "--export", str(export),
+                      "--ckpt-minutes", "0"])
+    with safe_open(str(export), "pt") as f:
+        assert f.metadata()["steps"] == "3" and f.metadata()["dtype"] == "float16"
+    model, facts = load_audio_model(export)
+    assert facts["config"]["encoder"]["type"] == "stft" and int(model.quantizer.prior.counts.sum()) > 0
+    capsys.readouterr()
+    path = train_audio.main([*common, "--steps", "5", "--out", str(tmp_path / "b"), "--init", str(export)])
+    assert "starting from" in capsys.readouterr().out
+    assert len((tmp_path / "b" / "log.jsonl").read_text().splitlines()) == 2  # steps 4 and 5
+    assert load_audio_model(path)[1]["config"]["decoder"] == {"type": "vocos", "width": 16, "blocks": 1}
+    with pytest.raises(SystemExit, match="another architecture"):
+        bigger = [a.replace("stft:width=16", "stft:width=24") for a in common]
+        train_audio.main([*bigger, "--steps", "5", "--out", str(tmp_path / "c"), "--init", str(export)])

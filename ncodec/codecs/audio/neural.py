@@ -12,7 +12,7 @@ and channel layout (a mono model's output copied to every channel, a stereo mode
 averaged for mono input), as integer PCM of the input's depth, or float.
 
 Coding runs in chunks of about ``chunk_seconds`` (whole frames for causal models, streamed
-exactly with `StreamingSEANet`; whole 1 s segments for segmented ones), one container chunk
+exactly by `streaming`'s runners; whole 1 s segments for segmented ones), one container chunk
 ``NACD`` each: u64 first sample, u32 samples, u32 frames, u16 segments (little-endian), a
 float32 volume per segment (normalising models), then the codes, frame after frame. The
 codes are entropy coded with the model's categorical prior, one table per codebook, through
@@ -43,7 +43,7 @@ from ..base import Codec
 from ...entropy.bitpack import pack_bits, packed_size, unpack_bits
 from ...media.pcm import downmix, from_float, to_float, upmix
 from ...models.audio.encodec import SEANetCodecModel
-from ...models.audio.streaming import (ChunkPlan, OverlapAdd, StreamingSEANet, decode_segment, encode_segment,
+from ...models.audio.streaming import (ChunkPlan, OverlapAdd, decode_segment, encode_segment, streaming,
                                        is_streamable)
 from ...zoo.audio import BUILDERS, load_audio_model, model_identity
 
@@ -245,7 +245,7 @@ class NeuralAudioCodec(Codec):
         net = self.net
         source = _ModelRateSource(audio, net.sample_rate, net.channels, self.device,
                                   piece=max(1, int(self.chunk_seconds * audio.sample_rate)))
-        stream = StreamingSEANet(net.encoder) if is_streamable(net) and len(plan) > 1 else None
+        stream = streaming(net.encoder) if is_streamable(net) and len(plan) > 1 else None
         for i in range(len(plan)):
             chunk = plan[i]
             last = i == len(plan) - 1
@@ -312,7 +312,7 @@ class NeuralAudioCodec(Codec):
         except (TypeError, ValueError):
             raise BitstreamError("corrupt encodec header: bad chunk_seconds") from None
         sink = _OutputSink(net.sample_rate, facts["rate"], facts["frames"], facts["channels"], facts["depth"])
-        stream = StreamingSEANet(net.decoder) if is_streamable(net) and len(plan) > 1 else None
+        stream = streaming(net.decoder) if is_streamable(net) and len(plan) > 1 else None
         ola = OverlapAdd(plan.segment_stride) if plan.segment_stride is not None else None
         i = 0
         for item in reader:

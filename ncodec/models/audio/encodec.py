@@ -42,6 +42,7 @@ from torch import Tensor, nn
 
 from ...quantizers.residual import ResidualVQ
 from .seanet import SEANetDecoder, SEANetEncoder, encodec_weight_names, ncodec_weight_names
+from .vocos import STFTEncoder, VocosDecoder
 
 __all__ = ["EncodedAudio", "SEANetCodecModel", "encodec_to_ncodec_state_dict", "is_encodec_state_dict",
            "linear_overlap_add", "load_encodec_state_dict", "ncodec_to_encodec_state_dict", "to_encodec_state_dict"]
@@ -84,7 +85,8 @@ def linear_overlap_add(frames: Sequence[Tensor], stride: int) -> Tensor:
 class SEANetCodecModel(nn.Module):
     """Waveform ``[B, channels, T]`` <-> residual-VQ codes ``[B, K, frames]`` at a chosen bandwidth (kbps)."""
 
-    def __init__(self, encoder: SEANetEncoder, decoder: SEANetDecoder, quantizer: ResidualVQ,
+    def __init__(self, encoder: SEANetEncoder | STFTEncoder, decoder: SEANetDecoder | VocosDecoder,
+                 quantizer: ResidualVQ,
                  target_bandwidths: Sequence[float], sample_rate: int, channels: int, normalize: bool = False,
                  segment: float | None = None, overlap: float = 0.01, name: str = "unset"):
         super().__init__()
@@ -107,17 +109,40 @@ class SEANetCodecModel(nn.Module):
     @classmethod
     def build(cls, target_bandwidths: Sequence[float], sample_rate: int = 24_000, channels: int = 1,
               causal: bool = True, norm: str = "weight_norm", normalize: bool = False,
-              segment: float | None = None, name: str = "unset", **seanet: Any) -> SEANetCodecModel:
-        """EnCodec's recipe: SEANet pair, as many 1024-code levels as the highest bandwidth needs, eval mode."""
-        encoder = SEANetEncoder(channels=channels, norm=norm, causal=causal, **seanet)
-        decoder = SEANetDecoder(channels=channels, norm=norm, causal=causal, **seanet)
-        frame_rate = math.ceil(sample_rate / encoder.hop_length)
+              segment: float | None = None, name: str = "unset", encoder: Mapping[str, Any] | None = None,
+              decoder: Mapping[str, Any] | None = None, **seanet: Any) -> SEANetCodecModel:
+        """EnCodec's recipe: SEANet pair, as many 1024-code levels as the highest bandwidth needs, eval mode.
+
+        ``encoder={"type": "stft", ...}`` / ``decoder={"type": "vocos", ...}`` put the frame-rate
+        networks of `ncodec.models.audio.vocos` in place of SEANet's (the other keys are their
+        ``width``, ``blocks``, ``n_fft``, ``kernel_size``); hop and dimension still come from
+        ``ratios`` and ``dimension``.
+        """
+        hop = math.prod(int(r) for r in seanet.get("ratios", (8, 5, 4, 2)))
+        dimension = int(seanet.get("dimension", 128))
+        frame_nets = dict(dimension=dimension, hop_length=hop, channels=channels, causal=causal)
+        enc_spec, dec_spec = dict(encoder or {"type": "seanet"}), dict(decoder or {"type": "seanet"})
+        enc_type, dec_type = enc_spec.pop("type", "seanet"), dec_spec.pop("type", "seanet")
+        if enc_type == "stft":
+            enc: nn.Module = STFTEncoder(**frame_nets, **enc_spec)
+        elif enc_type == "seanet" and not enc_spec:
+            enc = SEANetEncoder(channels=channels, norm=norm, causal=causal, **seanet)
+        else:
+            raise ValueError(f"unknown encoder {encoder!r} (seanet, or stft with width / blocks / n_fft / kernel_size)")
+        if dec_type == "vocos":
+            dec: nn.Module = VocosDecoder(**frame_nets, **dec_spec)
+        elif dec_type == "seanet" and not dec_spec:
+            dec = SEANetDecoder(channels=channels, norm=norm, causal=causal, **seanet)
+        else:
+            raise ValueError(f"unknown decoder {decoder!r} (seanet, or vocos with width / blocks / n_fft / kernel_size)")
+        encoder_net, decoder_net = enc, dec
+        frame_rate = math.ceil(sample_rate / hop)
         bits = int(math.log2(CODEBOOK_SIZE))
         levels = int(1000 * max(target_bandwidths) // (frame_rate * bits))
         # EnCodec's EMA settings, used when training (inference only needs the codebooks)
-        quantizer = ResidualVQ(encoder.dimension, levels, CODEBOOK_SIZE, decay=0.99, eps=1e-5, kmeans_init=True,
+        quantizer = ResidualVQ(dimension, levels, CODEBOOK_SIZE, decay=0.99, eps=1e-5, kmeans_init=True,
                                kmeans_iters=50, distance="l2", commitment_weight=1.0, threshold_dead=2.0)
-        model = cls(encoder, decoder, quantizer, target_bandwidths, sample_rate, channels, normalize=normalize,
+        model = cls(encoder_net, decoder_net, quantizer, target_bandwidths, sample_rate, channels, normalize=normalize,
                     segment=segment, name=name)
         return model.eval()
 

@@ -3,7 +3,11 @@
 Causal models (EnCodec 24 kHz) run a piece at a time through `StreamingSEANet`, which keeps
 each convolution's pending input, each transposed convolution's overlapping tail and the
 LSTMs' states, so the frames and samples it gives are those of one call on the whole
-signal (up to float rounding). Segmented models (EnCodec 48 kHz) code their 1 s segments
+signal (up to float rounding). The frame-rate networks (`STFTEncoder`, `VocosDecoder`) have
+a finite reach instead: `StreamingSTFTEncoder` and `StreamingVocosDecoder` rerun each new
+piece with the few earlier frames it depends on, and the decoder holds back the last
+``n_fft / 2`` samples until the frames overlapping them have arrived. `streaming` picks
+the runner of a network. Segmented models (EnCodec 48 kHz) code their 1 s segments
 independently already: `encode_segment` / `decode_segment` code one segment as
 `SEANetCodecModel.encode` / ``decode`` do, and `OverlapAdd` joins decoded segments as
 `linear_overlap_add` does, emitting each sample as soon as no later segment covers it.
@@ -22,6 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .encodec import SEANetCodecModel
+from .vocos import STFTEncoder, VocosDecoder
 from .seanet import (
     SEANetDecoder,
     SEANetEncoder,
@@ -33,13 +38,22 @@ from .seanet import (
     pad1d,
 )
 
-__all__ = ["Chunk", "ChunkPlan", "OverlapAdd", "StreamingSEANet", "decode_segment", "encode_segment",
-           "is_streamable"]
+__all__ = ["Chunk", "ChunkPlan", "OverlapAdd", "StreamingSEANet", "StreamingSTFTEncoder", "StreamingVocosDecoder",
+           "decode_segment", "encode_segment", "is_streamable", "streaming"]
 
 
 def is_streamable(model: SEANetCodecModel) -> bool:
-    """Whether the model's encoder and decoder are causal (so `StreamingSEANet` can run them)."""
-    return model.encoder.causal and model.decoder.causal
+    """Whether the model's encoder and decoder are causal (so `streaming` can run them a piece at a time)."""
+    return bool(model.encoder.causal and model.decoder.causal)
+
+
+def streaming(net: nn.Module) -> StreamingSEANet | StreamingSTFTEncoder | StreamingVocosDecoder:
+    """The piece-at-a-time runner of a causal encoder or decoder (SEANet's, or the frame-rate ones)."""
+    if isinstance(net, STFTEncoder):
+        return StreamingSTFTEncoder(net)
+    if isinstance(net, VocosDecoder):
+        return StreamingVocosDecoder(net)
+    return StreamingSEANet(net)
 
 
 class _State:
@@ -309,3 +323,85 @@ class ChunkPlan:
         """Sample counts of a chunk's segments."""
         first = chunk.index * self.per_chunk
         return [self._segment_size(s) for s in range(first, first + chunk.segments)]
+
+
+def _empty(like: Tensor, channels: int) -> Tensor:
+    return like.new_zeros(like.shape[0], channels, 0)
+
+
+class StreamingSTFTEncoder:
+    """A causal `STFTEncoder` run a piece at a time: each call returns the frames its input completes.
+
+    Frame ``t`` needs the samples up to ``(t + 1) * hop``, so a piece completes the frames
+    whose last sample it brings; the final call pads the tail as one call on the whole signal
+    does. Each call reruns the encoder from `STFTEncoder.context` frames back, and only those
+    samples are kept.
+    """
+
+    def __init__(self, net: STFTEncoder):
+        if not net.causal:
+            raise ValueError("only a causal STFTEncoder streams")
+        self.net = net
+        self.buffer: Tensor | None = None   # samples from `origin` on
+        self.origin = 0
+        self.seen = 0                       # samples received
+        self.done = 0                       # frames returned
+        self.ended = False
+
+    @torch.no_grad()
+    def __call__(self, x: Tensor, final: bool = False) -> Tensor:
+        if self.ended:
+            raise RuntimeError("the stream has ended")
+        hop = self.net.hop_length
+        self.buffer = _cat(self.buffer, x)
+        self.seen += x.shape[-1]
+        self.ended = final
+        total = math.ceil(self.seen / hop) if final else self.seen // hop
+        if total <= self.done:
+            return _empty(x, self.net.dimension)
+        first = max(0, self.done - self.net.context)   # frames before `done` the new ones depend on
+        piece = self.buffer[..., first * hop - self.origin:total * hop - self.origin]
+        out = self.net(piece)[..., self.done - first:]
+        keep = max(0, total - self.net.context) * hop
+        if keep > self.origin:
+            self.buffer, self.origin = self.buffer[..., keep - self.origin:], keep
+        self.done = total
+        return out
+
+
+class StreamingVocosDecoder:
+    """A causal `VocosDecoder` run a piece of latent frames at a time: each call returns the samples no later
+    frame can change (all but the last ``n_fft / 2`` received; the final call returns the rest)."""
+
+    def __init__(self, net: VocosDecoder):
+        if not net.causal:
+            raise ValueError("only a causal VocosDecoder streams")
+        self.net = net
+        self.latents: Tensor | None = None  # latent frames from `origin` on
+        self.origin = 0
+        self.received = 0                   # frames received
+        self.emitted = 0                    # samples returned
+        self.ended = False
+
+    @torch.no_grad()
+    def __call__(self, z: Tensor, final: bool = False) -> Tensor:
+        if self.ended:
+            raise RuntimeError("the stream has ended")
+        net, hop, half = self.net, self.net.hop_length, self.net.n_fft // 2
+        self.latents = _cat(self.latents, z)
+        self.received += z.shape[-1]
+        self.ended = final
+        end = self.received * hop if final else max(self.emitted, self.received * hop - half)
+        if end <= self.emitted:
+            return z.new_zeros(z.shape[0], net.channels, 0)
+        low = max(0, (self.emitted - half) // hop)      # the first frame whose window reaches `emitted`
+        first = max(0, low - net.context)               # and the frames its spectrum depends on
+        spec = net.spectra(self.latents[..., first - self.origin:self.received - self.origin])[..., low - first:]
+        signal, envelope = net.overlap_add(spec)        # position 0 is sample low * hop - half
+        a, b = self.emitted - (low * hop - half), end - (low * hop - half)
+        wav = signal[:, a:b] / envelope[:, a:b]
+        self.emitted = end
+        keep = max(0, (end - half) // hop - net.context)
+        if keep > self.origin:
+            self.latents, self.origin = self.latents[..., keep - self.origin:], keep
+        return wav.view(z.shape[0], net.channels, -1)

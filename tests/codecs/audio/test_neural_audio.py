@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import scipy.signal as ss
 import torch
-from tiny_audio_models import CAUSAL, SEGMENTED
+from tiny_audio_models import CAUSAL, FRAME, SEGMENTED
 
 import ncodec
 from ncodec import api, bitstream, zoo
@@ -46,7 +46,8 @@ def _stereo48(audio: Audio) -> Audio:
 
 @pytest.fixture(scope="module")
 def zoo_dir(tmp_path_factory: pytest.TempPathFactory, speech: Audio) -> Path:
-    """tiny24 (no prior), tiny24p (prior counted on the speech), tiny48 (segmented stereo, prior)."""
+    """tiny24 (no prior), tiny24p (prior counted on the speech), tiny48 (segmented stereo, prior), tinyframe (the
+    frame-rate pair, prior, fp16 weights)."""
     folder = tmp_path_factory.mktemp("audio-zoo")
     torch.manual_seed(0)
     causal = build_audio_model("seanet", CAUSAL)
@@ -56,6 +57,9 @@ def zoo_dir(tmp_path_factory: pytest.TempPathFactory, speech: Audio) -> Path:
     seg = build_audio_model("seanet", SEGMENTED)
     fit_prior(seg, [torch.from_numpy(_stereo48(speech).samples.T.copy())[None]])
     save_audio_model(seg, folder / "tiny48.safetensors", "seanet", SEGMENTED)
+    frame = build_audio_model("seanet", FRAME)
+    fit_prior(frame, [_float(speech)])
+    save_audio_model(frame, folder / "tinyframe.safetensors", "seanet", FRAME, half=True)
     return folder
 
 
@@ -81,7 +85,7 @@ def _chunk_codes(data: bytes, codec: NeuralAudioCodec) -> tuple[torch.Tensor, li
 # ------------------------------------------------------------------ zoo and model files
 def test_audio_zoo_lists_audio_files_only(models: Path, capsys: pytest.CaptureFixture[str]) -> None:
     names = {z.name: z.architecture for z in zoo.audio_zoo_models()}
-    assert names == {"tiny24": "seanet", "tiny24p": "seanet", "tiny48": "seanet"}
+    assert names == {"tiny24": "seanet", "tiny24p": "seanet", "tiny48": "seanet", "tinyframe": "seanet"}
     assert not [z for z in zoo.zoo_models() if z.name.startswith("tiny")]  # the image zoo is unchanged
     assert zoo.find_audio_model("tiny48").path == models / "tiny48.safetensors"
     with pytest.raises(ModelFileError, match="not in the zoo"):
@@ -106,6 +110,20 @@ def test_model_files_keep_weights_and_priors(models: Path) -> None:
             assert torch.equal(value, counted.state_dict()[key]), key
 
 
+def test_half_model_files(models: Path) -> None:
+    """fp16 files (what gets committed) hold every float in half precision and load back as float32."""
+    from safetensors import safe_open
+
+    with safe_open(str(models / "tinyframe.safetensors"), "pt") as f:
+        dtypes = {f.get_tensor(k).dtype for k in f.keys()}
+        assert f.metadata()["dtype"] == "float16"
+    assert torch.float16 in dtypes and torch.float32 not in dtypes
+    net, facts = load_audio_model(models / "tinyframe.safetensors")
+    assert facts["config"]["encoder"] == FRAME["encoder"] and int(net.quantizer.prior.counts.sum()) > 0
+    weights = [v for k, v in net.state_dict().items() if v.is_floating_point()]
+    assert all(v.dtype == torch.float32 and torch.equal(v, v.half().float()) for v in weights)
+
+
 def test_encodec_names_load(models: Path, tmp_path: Path) -> None:
     """A state dict in EnCodec's own key names (weight_g / weight_v, _codebook.*) loads as the same model."""
     from safetensors.torch import save_file
@@ -128,6 +146,11 @@ def test_bad_model_files(tmp_path: Path, models: Path) -> None:
         "noconfig": (state, {"architecture": "seanet"}),
         "huge": (state, {"architecture": "seanet", "config": json.dumps({**CAUSAL, "n_filters": 10**6})}),
         "misfit": (state, {"architecture": "seanet", "config": json.dumps({**CAUSAL, "dimension": 32})}),
+        "hugeframe": (state, {"architecture": "seanet",
+                              "config": json.dumps({**FRAME, "encoder": {"type": "stft", "width": 10**6}})}),
+        "badframe": (state, {"architecture": "seanet",
+                             "config": json.dumps({**FRAME, "decoder": {"type": "vocos", "layers": 2}})}),
+        "oddframe": (state, {"architecture": "seanet", "config": json.dumps({**FRAME, "decoder": "vocos"})}),
         "nan": ({**state, "encoder.model.0.conv.conv.bias": torch.full_like(state["encoder.model.0.conv.conv.bias"],
                                                                            float("nan"))},
                 {"architecture": "seanet", "config": json.dumps(CAUSAL)}),
@@ -143,7 +166,7 @@ def test_bad_model_files(tmp_path: Path, models: Path) -> None:
 
 
 # ------------------------------------------------------------------ coding
-@pytest.mark.parametrize("model", ["tiny24", "tiny24p"])
+@pytest.mark.parametrize("model", ["tiny24", "tiny24p", "tinyframe"])
 def test_chunked_stream_holds_the_models_codes(models: Path, speech: Audio, model: str) -> None:
     """Chunks of 0.3 s are streamed exactly: the stream's codes are the model's on the whole clip, and the
     decoded audio equals a one-chunk stream's to one LSB."""
