@@ -16,6 +16,7 @@ import numpy as np
 
 from . import bitstream
 from .codecs.audio import ecdc
+from .codecs.audio.neural import DEFAULT_MODEL as NEURAL_AUDIO_DEFAULT
 from .codecs.registry import CodecInfo, codec_class, default_codec, get_codec, list_codecs
 from .errors import BitstreamError, CodecMediaError, Error, MediaError, UsageError
 from .media.io import read_media
@@ -255,6 +256,10 @@ def codec_options(name: str) -> dict[str, Any]:
     return {p.name: (None if p.default is inspect.Parameter.empty else p.default)
             for p in signature.parameters.values()
             if p.name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+
+
+#: the audio model the ``encodec`` codec and the tokenizer use when none is named
+DEFAULT_AUDIO_MODEL = NEURAL_AUDIO_DEFAULT
 
 
 def models() -> tuple[list[ZooModel], list[AudioZooModel], list[Path]]:

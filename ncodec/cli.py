@@ -321,9 +321,13 @@ def cmd_list(args: argparse.Namespace) -> None:
         print("\naudio models (--codec encodec --model NAME):")
     for a in audio:
         if args.json:
-            print(json.dumps({"model": a.name, "architecture": a.architecture, "media": "audio", "path": str(a.path)}))
+            print(json.dumps({"model": a.name, "architecture": a.architecture, "media": "audio", "path": str(a.path),
+                              "pretrained": a.pretrained, "steps": a.steps, "default": a.name == api.DEFAULT_AUDIO_MODEL}))
         else:
-            print(f"  {a.name:<28} {a.architecture:<14} {a.path}")
+            facts = ", ".join(f for f in ("default" if a.name == api.DEFAULT_AUDIO_MODEL else "",
+                                          f"{a.steps} steps" if a.steps else "",
+                                          "pretrained" if a.pretrained else "untrained") if f)
+            print(f"  {a.name:<28} {a.architecture:<14} {facts:<32} {a.path}")
 
 
     if args.json:
@@ -519,7 +523,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "listing of paths, or a WebDataset .tar shard)")
     t.add_argument("--out", required=True, help="output .safetensors file (codes/<path> int16 [K, T] per file); "
                    "Ray engine: a folder of Parquet shards with a manifest")
-    t.add_argument("--model", help="audio model: zoo name or weights path (default: encodec_24khz)")
+    t.add_argument("--model", help="audio model: zoo name or weights path (default: ncodec_24khz, bundled)")
     t.add_argument("--bandwidth", type=float, help="kbps, one of the model's (default: 6 where it has it)")
     t.add_argument("--device", default="cpu", help="torch device, e.g. cuda (default: cpu)")
     t.add_argument("--batch-size", type=int, default=16, help="files coded together (default: 16)")

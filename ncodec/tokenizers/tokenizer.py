@@ -89,7 +89,7 @@ class Tokenizer:
     """Audio <-> tokens with a `SEANetCodecModel` or `DACModel` (or an ``encodec`` codec, a zoo name or a
     weights path)."""
 
-    def __init__(self, codec_or_model: SEANetCodecModel | DACModel | NeuralAudioCodec | str | os.PathLike,
+    def __init__(self, codec_or_model: SEANetCodecModel | DACModel | NeuralAudioCodec | str | os.PathLike | None = None,
                  bandwidth: float | None = None, device: str | torch.device | None = None,
                  threads: int | None = ENCODE_THREADS):
         model: SEANetCodecModel | DACModel

@@ -50,6 +50,8 @@ class AudioZooModel:
     name: str
     architecture: str
     path: Path
+    steps: int | None = None     # training steps its metadata records (scripts/train_audio.py writes them)
+    pretrained: bool = False     # trained weights: steps recorded, or converted from a publisher's checkpoint
 
 
 def audio_zoo_models() -> list[AudioZooModel]:
@@ -62,11 +64,13 @@ def audio_zoo_models() -> list[AudioZooModel]:
             if path.stem in seen:
                 continue
             try:
-                arch = read_metadata(path).get("architecture")
+                meta = read_metadata(path)
             except ModelFileError:
                 continue
+            arch = meta.get("architecture")
             if arch in AUDIO_ARCHITECTURES:
-                seen[path.stem] = AudioZooModel(path.stem, arch, path)
+                steps = int(meta["steps"]) if meta.get("steps", "").isdigit() else None
+                seen[path.stem] = AudioZooModel(path.stem, arch, path, steps, bool(steps) or "source_url" in meta)
     return sorted(seen.values(), key=lambda z: z.name)
 
 

@@ -49,7 +49,9 @@ from ...zoo.audio import BUILDERS, load_audio_model, model_identity
 
 __all__ = ["DEFAULT_MODEL", "NeuralAudioCodec", "prior_tables"]
 
-DEFAULT_MODEL = "encodec_24khz"
+#: the model coded with when none is named: ncodec's own, bundled (trained by scripts/train_audio.py; its card is
+#: checkpoints/ncodec_24khz/MODEL_CARD.md)
+DEFAULT_MODEL = "ncodec_24khz"
 CHUNK_KIND = "NACD"
 _CHUNK_HEAD = struct.Struct("<QIIH")
 MAX_SECONDS = 24 * 3600          # longest signal a stream may announce
@@ -88,10 +90,10 @@ class NeuralAudioCodec(Codec):
     media = "audio"
     lossless = False
     pretrained = True
-    description = ("lossy audio: EnCodec-compatible SEANet + residual VQ (weights from the zoo or --model), "
-                   "codes entropy coded with a per-codebook prior; --quality is the bandwidth in kbps")
-    quality_scale = ("quality = bandwidth in kbps (higher is better): one of the model's (1.5, 3, 6, 12, 24 for "
-                     'encodec_24khz), default 6; rate target --kbps (the same)')
+    description = ("lossy audio: neural codec with residual VQ (default: ncodec_24khz, bundled; EnCodec / SEANet "
+                   "models from the zoo or --model), codes entropy coded with a per-codebook prior")
+    quality_scale = ("quality = bandwidth in kbps (higher is better): one of the model's (1.5, 3, 6, 12 for "
+                     'ncodec_24khz; 1.5 ... 24 for encodec_24khz), default 6; rate target --kbps (the same)')
 
     def __init__(self, model: str | os.PathLike | SEANetCodecModel | None = None, bandwidth: float | None = None,
                  quality: float | None = None, device: str = "cpu", chunk_seconds: float = 10.0):
@@ -157,9 +159,20 @@ class NeuralAudioCodec(Codec):
         """The harness's operating points: the default model's bandwidths, when it is installed."""
         try:
             entry = zoo.find_audio_model(DEFAULT_MODEL)
+            return list(load_audio_model(entry.path, entry.architecture)[0].target_bandwidths)
         except ModelFileError:
             return []
-        return list(BUILDERS[entry.architecture]().target_bandwidths) if entry.architecture in BUILDERS else []
+
+    @classmethod
+    def eval_version(cls) -> str:
+        """Part of the harness's cache key: the default model file's digest (results follow retrained weights)."""
+        import hashlib
+
+        try:
+            path = zoo.find_audio_model(DEFAULT_MODEL).path
+        except ModelFileError:
+            return "no-default-model"
+        return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
     # --------------------------------------------------------------- header
     def _config(self, length: int, frames: int, codebooks: int, tables: CdfTables | None) -> dict[str, Any]:

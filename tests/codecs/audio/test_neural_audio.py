@@ -85,7 +85,8 @@ def _chunk_codes(data: bytes, codec: NeuralAudioCodec) -> tuple[torch.Tensor, li
 # ------------------------------------------------------------------ zoo and model files
 def test_audio_zoo_lists_audio_files_only(models: Path, capsys: pytest.CaptureFixture[str]) -> None:
     names = {z.name: z.architecture for z in zoo.audio_zoo_models()}
-    assert names == {"tiny24": "seanet", "tiny24p": "seanet", "tiny48": "seanet", "tinyframe": "seanet"}
+    assert names == {"tiny24": "seanet", "tiny24p": "seanet", "tiny48": "seanet", "tinyframe": "seanet",
+                     "ncodec_24khz": "seanet"}  # and the bundled default
     assert not [z for z in zoo.zoo_models() if z.name.startswith("tiny")]  # the image zoo is unchanged
     assert zoo.find_audio_model("tiny48").path == models / "tiny48.safetensors"
     with pytest.raises(ModelFileError, match="not in the zoo"):
