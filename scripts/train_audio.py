@@ -162,6 +162,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     g.add_argument("--batch", type=int, help="segments per step (preset's by default)")
     g.add_argument("--gain-db", type=float, default=6.0, help="augmentation: random gain of each segment, "
                    "uniform in +- this many dB")
+    g.add_argument("--band-limit", type=float, default=0.0, help="augmentation: probability that a segment is "
+                   "low-passed as if upsampled from 8, 11.025, 16, 22.05 or 32 kHz")
     m = p.add_argument_group("model")
     m.add_argument("--preset", choices=list(PRESETS), default="base",
                    help="model size; encodec_24khz is EnCodec's 24 kHz architecture (size options ignored)")
@@ -266,7 +268,8 @@ def main(argv: Sequence[str] | None = None) -> Path:
         torch.manual_seed(args.seed + step)
         gen = np.random.default_rng(args.seed + step)
         print(f"starting from {args.init} at step {step}", flush=True)
-    train = SegmentSampler(scan_audio(args.data), model.sample_rate, args.segment, gain_db=args.gain_db)
+    train = SegmentSampler(scan_audio(args.data), model.sample_rate, args.segment, gain_db=args.gain_db,
+                           band_limit=args.band_limit)
     clips = load_validation(args.val, args.val_max, args.val_seconds) if args.val else []
     size = sum(p.numel() for p in model.parameters())
     print(f"{args.name}: {architecture}, {size / 1e6:.2f} M parameters, {model.quantizer.num_codebooks} codebooks "

@@ -63,23 +63,41 @@ def scan_audio(folders: Sequence[str | Path]) -> list[AudioFile]:
     return out
 
 
+#: sample rates of the band-limited sources `SegmentSampler` imitates (``band_limit``): speech at 8 / 16 kHz,
+#: 11.025 / 22.05 kHz game and web audio, upsampled to the model's rate
+SOURCE_RATES = (8000, 11025, 16000, 22050, 32000)
+
+
+def low_pass(x: Tensor, sample_rate: int, cutoff: float, taper: float = 200.0) -> Tensor:
+    """``x`` ``[..., T]`` with nothing above ``cutoff`` Hz (an FFT mask with a ``taper``-Hz cosine edge), as
+    a source sampled at ``2 * cutoff`` and resampled up sounds."""
+    spec = torch.fft.rfft(x.float(), dim=-1)
+    freqs = torch.fft.rfftfreq(x.shape[-1], 1 / sample_rate)
+    edge = ((cutoff - freqs) / taper).clamp(0, 1)
+    mask = 0.5 - 0.5 * torch.cos(torch.pi * edge)
+    return torch.fft.irfft(spec * mask, n=x.shape[-1], dim=-1).to(x.dtype)
+
+
 class SegmentSampler:
     """Random mono segments of a set of files at the model's rate, read (and resampled) on demand.
 
-    Files are drawn in proportion to their duration and the segment start uniformly (and each
-    segment's level is jittered by up to ``gain_db`` decibels either way, an augmentation); a
+    Files are drawn in proportion to their duration and the segment start uniformly. Two
+    augmentations: each segment's level is jittered by up to ``gain_db`` decibels either way,
+    and with probability ``band_limit`` a segment is low-passed at half one of `SOURCE_RATES`
+    (so the model learns to leave empty the bands an upsampled source has empty); a
     margin of real signal around the segment feeds the resampler's filter, so segments
     have no edge transients; files shorter than a segment are zero-padded.
     """
 
     def __init__(self, files: Sequence[AudioFile], sample_rate: int, seconds: float, margin: float = 0.005,
-                 gain_db: float = 0.0):
+                 gain_db: float = 0.0, band_limit: float = 0.0):
         if not files:
             raise SystemExit("no training audio")
         self.files, self.rate = list(files), int(sample_rate)
         self.length = max(1, round(seconds * self.rate))
         self.margin = float(margin)
         self.gain_db = float(gain_db)  # each segment is scaled by a gain drawn uniformly in +-gain_db
+        self.band_limit = float(band_limit)  # probability that a segment is low-passed like an upsampled source
         weights = np.array([f.frames / f.sample_rate for f in self.files], dtype=np.float64)
         self.weights = weights / weights.sum()
         self._resamplers: dict[int, Resampler] = {}
@@ -115,6 +133,10 @@ class SegmentSampler:
         if self.gain_db:
             db = gen.uniform(-self.gain_db, self.gain_db, size)
             batch = batch * torch.from_numpy(10.0 ** (db / 20)).float().view(-1, 1, 1)
+        if self.band_limit:
+            for i in np.flatnonzero(gen.random(size) < self.band_limit):
+                cutoff = float(gen.choice([r / 2 for r in SOURCE_RATES if r < self.rate]))
+                batch[i] = low_pass(batch[i], self.rate, cutoff)
         return batch
 
     def batches(self, seconds: float, size: int, seed: int) -> Iterator[Tensor]:

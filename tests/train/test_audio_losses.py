@@ -275,3 +275,22 @@ def test_frame_rate_model_exports_and_starts_from_an_export(train_audio: ModuleT
     with pytest.raises(SystemExit, match="another architecture"):
         bigger = [a.replace("stft:width=16", "stft:width=24") for a in common]
         train_audio.main([*bigger, "--steps", "5", "--out", str(tmp_path / "c"), "--init", str(export)])
+
+
+def test_band_limit_augmentation(train_audio: ModuleType, speech_dir: Path) -> None:
+    """low_pass leaves nothing above its cutoff and the band below as it was; with band_limit=1 every segment
+    comes out band-limited at half one of the source rates."""
+    from ncodec.train.audio import SOURCE_RATES, low_pass
+
+    x = torch.randn(2, 24000, generator=torch.Generator().manual_seed(0))
+    y = low_pass(x, 24000, 4000.0)
+    spec_x, spec_y = torch.fft.rfft(x).abs(), torch.fft.rfft(y).abs()
+    freqs = torch.fft.rfftfreq(24000, 1 / 24000)
+    assert spec_y[:, freqs >= 4000].max() < 1e-3
+    torch.testing.assert_close(spec_y[:, freqs < 3790], spec_x[:, freqs < 3790], rtol=1e-4, atol=1e-3)
+    files = train_audio.scan_audio([speech_dir])
+    batch = train_audio.SegmentSampler(files, 24000, 0.5, band_limit=1.0).batch(6, np.random.default_rng(1))
+    spec = torch.fft.rfft(batch[:, 0]).abs()
+    freqs = torch.fft.rfftfreq(batch.shape[-1], 1 / 24000)
+    for s in spec:  # each segment is empty above one of the cutoffs
+        assert any(s[freqs >= r / 2].max() < 1e-4 * s.max() for r in SOURCE_RATES if r < 24000)
