@@ -1,9 +1,12 @@
 """The audio zoo: neural audio model files, ``<name>.safetensors`` whose metadata names an audio
 architecture (``encodec_24khz``, ``encodec_48khz``, ``seanet`` with its `SEANetCodecModel.build`
-arguments as JSON under ``config``, or one of DAC's released models, ``dac_16khz`` ... ``dac_44khz_16kbps``),
-or EnCodec's own ``.th`` checkpoints (read with ``weights_only``).
+arguments as JSON under ``config`` (the frame-rate ``encoder`` / ``decoder`` specs included, sizes
+bounded), or one of DAC's released models, ``dac_16khz`` ... ``dac_44khz_16kbps``), or EnCodec's own
+``.th`` checkpoints (read with ``weights_only``). Weights may be stored in fp16 (``half``); they load as
+float32.
 
-DAC models tokenize (`ncodec.tokenizers.Tokenizer`); the ``encodec`` codec codes SEANet models only.
+DAC models tokenize (`ncodec.tokenizers.Tokenizer`); the ``encodec`` codec codes `SEANetCodecModel` models
+(EnCodec's, and ncodec's own such as the bundled ``ncodec_24khz``).
 """
 from __future__ import annotations
 

@@ -49,8 +49,8 @@ from ...zoo.audio import BUILDERS, load_audio_model, model_identity
 
 __all__ = ["DEFAULT_MODEL", "NeuralAudioCodec", "prior_tables"]
 
-#: the model coded with when none is named: ncodec's own, bundled (trained by scripts/train_audio.py; its card is
-#: checkpoints/ncodec_24khz/MODEL_CARD.md)
+#: the model coded with when none is named: ncodec's own, bundled (trained by scripts/train_audio.py; its model
+#: card is in ncodec/weights/README.md)
 DEFAULT_MODEL = "ncodec_24khz"
 CHUNK_KIND = "NACD"
 _CHUNK_HEAD = struct.Struct("<QIIH")

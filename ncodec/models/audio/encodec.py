@@ -5,7 +5,9 @@ weight-normalised; `encodec_48khz`: stereo, non-causal with time group norm, eac
 segment normalised by its volume and the segments overlap-added) and gives EnCodec's codes
 and waveforms for EnCodec's weights. Its quantizer is ncodec's `ResidualVQ` (EMA codebooks,
 squared-L2 nearest code), so the codes can be entropy-coded with ``quantizer.bits`` /
-``quantizer.compress`` like any ncodec quantizer's.
+``quantizer.compress`` like any ncodec quantizer's. The same class holds ncodec's own
+frame-rate codecs (``build(encoder={"type": "stft"}, decoder={"type": "vocos"})``: the
+networks of `ncodec.models.audio.vocos`, e.g. the bundled ``ncodec_24khz``).
 
 Weights: an EnCodec state dict (``torch.load`` of its checkpoints, or its
 ``model.state_dict()``) loads with `SEANetCodecModel.load_state_dict` or
@@ -135,14 +137,13 @@ class SEANetCodecModel(nn.Module):
             dec = SEANetDecoder(channels=channels, norm=norm, causal=causal, **seanet)
         else:
             raise ValueError(f"unknown decoder {decoder!r} (seanet, or vocos with width / blocks / n_fft / kernel_size)")
-        encoder_net, decoder_net = enc, dec
         frame_rate = math.ceil(sample_rate / hop)
         bits = int(math.log2(CODEBOOK_SIZE))
         levels = int(1000 * max(target_bandwidths) // (frame_rate * bits))
         # EnCodec's EMA settings, used when training (inference only needs the codebooks)
         quantizer = ResidualVQ(dimension, levels, CODEBOOK_SIZE, decay=0.99, eps=1e-5, kmeans_init=True,
                                kmeans_iters=50, distance="l2", commitment_weight=1.0, threshold_dead=2.0)
-        model = cls(encoder_net, decoder_net, quantizer, target_bandwidths, sample_rate, channels, normalize=normalize,
+        model = cls(enc, dec, quantizer, target_bandwidths, sample_rate, channels, normalize=normalize,
                     segment=segment, name=name)
         return model.eval()
 
