@@ -15,7 +15,10 @@ BF16 or AMX); elsewhere torch falls back to a slow reference convolution.
 quantizer dropout, Adam) on ``--batch`` one-second 24 kHz segments, in fp32 and under bf16
 autocast (``--modes fp32,bf16``), for SEANet encoders with their SEANet decoders (EnCodec's
 design) or with a Vocos-style decoder, and for the frame-rate pair of
-`ncodec.models.audio.vocos` (STFT encoder, ConvNeXt blocks, inverse STFT) at three widths.
+`ncodec.models.audio.vocos` (STFT encoder, ConvNeXt blocks, inverse STFT) at three widths, on
+the mel loss alone as ``--preset frame`` trains it. A name ending in ``+adv`` adds the
+multi-scale STFT discriminator (its step and the generator's adversarial and feature losses),
+e.g. ``--arch stft+vocos-384,stft+vocos-384+adv``.
 
     python scripts/bench_train_step.py --audio --batch 8 --modes fp32,bf16 --threads 1
 """
@@ -80,6 +83,9 @@ AUDIO_CANDIDATES: dict[str, dict] = {
                            decoder=dict(type="vocos", width=384, blocks=8)),
     "stft+vocos-512": dict(dimension=128, encoder=dict(type="stft", width=512, blocks=6),
                            decoder=dict(type="vocos", width=512, blocks=8)),
+    # the bundled ncodec_24khz (scripts/train_audio.py --preset frame)
+    "ncodec_24khz": dict(dimension=128, encoder=dict(type="stft", width=384, blocks=4),
+                         decoder=dict(type="vocos", width=384, blocks=6)),
 }
 
 
@@ -93,12 +99,15 @@ def audio_step_times(name: str, batch: int, warmup: int, steps: int, amp: bool
     from ncodec.train.audio import Trainer
 
     torch.manual_seed(0)
+    adversarial = name.endswith("+adv")  # with the MS-STFT discriminator (its own step included)
+    base = name.removesuffix("+adv")
     model = SEANetCodecModel.build([1.5, 3.0, 6.0, 12.0], 24_000, 1, causal=True, ratios=[8, 5, 4, 2],
-                                   n_residual_layers=1, **AUDIO_CANDIDATES[name])
+                                   n_residual_layers=1, **AUDIO_CANDIDATES[base])
+    frame_rate = "encoder" in AUDIO_CANDIDATES[base]  # trained on the mel loss alone (scripts/train_audio.py --preset frame)
     args = _argparse.Namespace(lr=3e-4, lr_final=0.1, steps=100_000, warmup=1000, clip=10.0, mel_weight=15.0,
-                               stft_weight=1.0, l1_weight=0.0, commit_weight=1.0, quantizer_dropout=1.0,
-                               adversarial=False, adv_start=0, adv_warmup=1000, adv_weight=3.0, feat_weight=3.0,
-                               disc_lr=None, disc_filters=16, amp=amp)
+                               stft_weight=0.0 if frame_rate else 1.0, l1_weight=0.0, commit_weight=1.0,
+                               quantizer_dropout=1.0, adversarial=adversarial, adv_start=0, adv_warmup=1,
+                               adv_weight=3.0, feat_weight=3.0, disc_lr=None, disc_filters=16, amp=amp)
     trainer = Trainer(model, args, torch.device("cpu"))
     x = 0.1 * torch.randn(batch, 1, 24_000)
     times = []

@@ -18,7 +18,8 @@ def table(log: Path) -> str:
     if not rows:
         return "(no validation yet)"
     first = rows[0]["val"]
-    if "mel" in next(iter(first.values())):
+    sample = next(iter(first.values()))
+    if isinstance(sample, dict) and "mel" in sample:
         return audio_table(rows)
     nested = isinstance(next(iter(first.values())), dict)
     keys = list(first) if nested else ["val"]
