@@ -125,14 +125,14 @@ def export(model: SEANetCodecModel, path: Path, architecture: str, config: dict[
            half: bool = False) -> int:
     """Count the code prior on ``--prior-seconds`` of training audio and save the model as a zoo file
     (``half``: fp16 weights, for committing); returns the frames counted."""
-    frames = count_prior(model, train.batches(args.prior_seconds, args.batch, args.seed + 2), model_device(model))
+    device = model_device(model)
+    frames = count_prior(model, train.batches(args.prior_seconds, args.batch, args.seed + 2), device)
     meta = {"name": args.name, "steps": step, "data": ",".join(Path(d).name for d in args.data),
             "trained_by": "scripts/train_audio.py", "prior_frames": frames,
             "losses": json.dumps({k: getattr(args, f"{k}_weight") for k in LOSS_TERMS
                                   if k not in ("adv", "feat") or args.adversarial})}
     if last_val is not None:
         meta["validation"] = json.dumps(last_val, sort_keys=True)
-    device = model_device(model)
     path.parent.mkdir(parents=True, exist_ok=True)
     save_audio_model(model.cpu(), path, architecture, config, half=half, **meta)
     model.to(device)

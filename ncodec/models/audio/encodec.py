@@ -123,20 +123,21 @@ class SEANetCodecModel(nn.Module):
         hop = math.prod(int(r) for r in seanet.get("ratios", (8, 5, 4, 2)))
         dimension = int(seanet.get("dimension", 128))
         frame_nets = dict(dimension=dimension, hop_length=hop, channels=channels, causal=causal)
-        enc_spec, dec_spec = dict(encoder or {"type": "seanet"}), dict(decoder or {"type": "seanet"})
-        enc_type, dec_type = enc_spec.pop("type", "seanet"), dec_spec.pop("type", "seanet")
-        if enc_type == "stft":
-            enc: nn.Module = STFTEncoder(**frame_nets, **enc_spec)
-        elif enc_type == "seanet" and not enc_spec:
-            enc = SEANetEncoder(channels=channels, norm=norm, causal=causal, **seanet)
-        else:
-            raise ValueError(f"unknown encoder {encoder!r} (seanet, or stft with width / blocks / n_fft / kernel_size)")
-        if dec_type == "vocos":
-            dec: nn.Module = VocosDecoder(**frame_nets, **dec_spec)
-        elif dec_type == "seanet" and not dec_spec:
-            dec = SEANetDecoder(channels=channels, norm=norm, causal=causal, **seanet)
-        else:
-            raise ValueError(f"unknown decoder {decoder!r} (seanet, or vocos with width / blocks / n_fft / kernel_size)")
+
+        def network(role: str, spec: Mapping[str, Any] | None, seanet_cls: type[nn.Module],
+                    frame_kind: str, frame_cls: type[nn.Module]) -> nn.Module:
+            """The SEANet half (no spec, or type seanet alone) or the frame-rate one (type ``frame_kind``)."""
+            options = dict(spec or {"type": "seanet"})
+            kind = options.pop("type", "seanet")
+            if kind == frame_kind:
+                return frame_cls(**frame_nets, **options)
+            if kind == "seanet" and not options:
+                return seanet_cls(channels=channels, norm=norm, causal=causal, **seanet)
+            raise ValueError(f"unknown {role} {spec!r} (seanet, or {frame_kind} with width / blocks / n_fft / "
+                             f"kernel_size)")
+
+        enc = network("encoder", encoder, SEANetEncoder, "stft", STFTEncoder)
+        dec = network("decoder", decoder, SEANetDecoder, "vocos", VocosDecoder)
         frame_rate = math.ceil(sample_rate / hop)
         bits = int(math.log2(CODEBOOK_SIZE))
         levels = int(1000 * max(target_bandwidths) // (frame_rate * bits))

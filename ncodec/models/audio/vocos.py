@@ -33,10 +33,42 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["ConvNeXtBlock", "STFTEncoder", "VocosDecoder"]
+__all__ = ["ConvNeXtBlock", "STFTEncoder", "VocosDecoder", "conv_padding"]
 
 #: magnitude compression of the encoder's STFT bins (``S * |S| ** (COMPRESSION - 1)``)
 COMPRESSION = 0.3
+
+
+def conv_padding(kernel_size: int, causal: bool) -> tuple[int, int]:
+    """(left, right) padding that keeps a stride-1 convolution's length: all on the left when causal."""
+    return (kernel_size - 1, 0) if causal else ((kernel_size - 1) // 2, kernel_size // 2)
+
+
+class _FrameNet(nn.Module):
+    """What the decoder and encoder share: STFT sizes (``n_fft = 4 * hop`` by default), the Hann window, and
+    the ConvNeXt stack at the frame rate with its input and output LayerNorms."""
+
+    def __init__(self, dimension: int, hop_length: int, channels: int, width: int, blocks: int, n_fft: int | None,
+                 kernel_size: int, causal: bool):
+        super().__init__()
+        if hop_length < 1 or dimension < 1 or width < 1 or blocks < 0 or channels < 1:
+            raise ValueError(f"{type(self).__name__} needs positive sizes")
+        self.dimension, self.hop_length, self.channels = int(dimension), int(hop_length), int(channels)
+        self.n_fft = int(n_fft or 4 * hop_length)
+        if self.n_fft < hop_length:
+            raise ValueError(f"n_fft ({self.n_fft}) must be at least the hop ({hop_length})")
+        self.bins = self.n_fft // 2 + 1
+        self.causal = bool(causal)
+        self.norm = nn.LayerNorm(width, eps=1e-6)
+        self.blocks = nn.ModuleList(ConvNeXtBlock(width, kernel_size, causal) for _ in range(blocks))
+        self.final_norm = nn.LayerNorm(width, eps=1e-6)
+        self.register_buffer("window", torch.hann_window(self.n_fft), persistent=False)
+
+    def stack(self, x: Tensor) -> Tensor:
+        """The ConvNeXt blocks on ``[B, width, N]``, then the final LayerNorm: ``[B, N, width]``."""
+        for block in self.blocks:
+            x = block(x)
+        return self.final_norm(x.transpose(1, 2))
 
 
 class ConvNeXtBlock(nn.Module):
@@ -44,7 +76,7 @@ class ConvNeXtBlock(nn.Module):
 
     def __init__(self, width: int, kernel_size: int = 7, causal: bool = False, layer_scale: float = 1e-2):
         super().__init__()
-        self.pad = (kernel_size - 1, 0) if causal else ((kernel_size - 1) // 2, kernel_size // 2)
+        self.pad = conv_padding(kernel_size, causal)
         self.depthwise = nn.Conv1d(width, width, kernel_size, groups=width)
         self.norm = nn.LayerNorm(width, eps=1e-6)
         self.expand = nn.Linear(width, 3 * width)
@@ -57,28 +89,15 @@ class ConvNeXtBlock(nn.Module):
         return x + (self.scale * y).transpose(1, 2)
 
 
-class VocosDecoder(nn.Module):
+class VocosDecoder(_FrameNet):
     """Latent frames ``[B, dimension, N]`` -> waveform ``[B, channels, N * hop_length]`` through an inverse STFT."""
 
     def __init__(self, dimension: int, hop_length: int, channels: int = 1, width: int = 384, blocks: int = 8,
                  n_fft: int | None = None, kernel_size: int = 7, causal: bool = False):
-        super().__init__()
-        if hop_length < 1 or dimension < 1 or width < 1 or blocks < 0 or channels < 1:
-            raise ValueError("VocosDecoder needs positive sizes")
-        self.dimension, self.hop_length, self.channels = int(dimension), int(hop_length), int(channels)
-        self.n_fft = int(n_fft or 4 * hop_length)
-        if self.n_fft < hop_length:
-            raise ValueError(f"n_fft ({self.n_fft}) must be at least the hop ({hop_length})")
-        self.bins = self.n_fft // 2 + 1
-        self.causal = bool(causal)
-        pad = (kernel_size - 1, 0) if causal else ((kernel_size - 1) // 2, kernel_size // 2)
-        self.pad = pad
+        super().__init__(dimension, hop_length, channels, width, blocks, n_fft, kernel_size, causal)
+        self.pad = conv_padding(kernel_size, causal)
         self.embed = nn.Conv1d(dimension, width, kernel_size)
-        self.norm = nn.LayerNorm(width, eps=1e-6)
-        self.blocks = nn.ModuleList(ConvNeXtBlock(width, kernel_size, causal) for _ in range(blocks))
-        self.final_norm = nn.LayerNorm(width, eps=1e-6)
         self.head = nn.Linear(width, 2 * self.bins * channels)
-        self.register_buffer("window", torch.hann_window(self.n_fft), persistent=False)
 
     @property
     def context(self) -> int:
@@ -90,9 +109,7 @@ class VocosDecoder(nn.Module):
         b, _, frames = z.shape
         x = self.embed(F.pad(z, self.pad))
         x = self.norm(x.transpose(1, 2)).transpose(1, 2)
-        for block in self.blocks:
-            x = block(x)
-        out = self.head(self.final_norm(x.transpose(1, 2)))            # [B, N, 2 * bins * channels]
+        out = self.head(self.stack(x))                                  # [B, N, 2 * bins * channels]
         out = out.view(b, frames, self.channels, 2, self.bins).permute(0, 2, 3, 4, 1).float()
         magnitude = torch.exp(out[:, :, 0].clamp(max=10.0))                # [B, C, bins, N]
         return torch.polar(magnitude, out[:, :, 1]).reshape(b * self.channels, self.bins, frames)
@@ -118,26 +135,14 @@ class VocosDecoder(nn.Module):
         return wav.view(b, self.channels, -1)
 
 
-class STFTEncoder(nn.Module):
+class STFTEncoder(_FrameNet):
     """Waveform ``[B, channels, T]`` -> latent frames ``[B, dimension, ceil(T / hop_length)]`` through an STFT."""
 
     def __init__(self, dimension: int, hop_length: int, channels: int = 1, width: int = 384, blocks: int = 8,
                  n_fft: int | None = None, kernel_size: int = 7, causal: bool = False):
-        super().__init__()
-        if hop_length < 1 or dimension < 1 or width < 1 or blocks < 0 or channels < 1:
-            raise ValueError("STFTEncoder needs positive sizes")
-        self.dimension, self.hop_length, self.channels = int(dimension), int(hop_length), int(channels)
-        self.n_fft = int(n_fft or 4 * hop_length)
-        if self.n_fft < hop_length:
-            raise ValueError(f"n_fft ({self.n_fft}) must be at least the hop ({hop_length})")
-        self.bins = self.n_fft // 2 + 1
-        self.causal = bool(causal)
+        super().__init__(dimension, hop_length, channels, width, blocks, n_fft, kernel_size, causal)
         self.embed = nn.Linear(2 * self.bins * self.channels, width)
-        self.norm = nn.LayerNorm(width, eps=1e-6)
-        self.blocks = nn.ModuleList(ConvNeXtBlock(width, kernel_size, causal) for _ in range(blocks))
-        self.final_norm = nn.LayerNorm(width, eps=1e-6)
         self.project = nn.Linear(width, self.dimension)
-        self.register_buffer("window", torch.hann_window(self.n_fft), persistent=False)
 
     def frames(self, samples: int) -> int:
         """Latent frames for ``samples`` input samples."""
@@ -169,6 +174,4 @@ class STFTEncoder(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         y = self.norm(self.embed(self.spectrum(x))).transpose(1, 2)      # [B, width, frames]
-        for block in self.blocks:
-            y = block(y)
-        return self.project(self.final_norm(y.transpose(1, 2))).transpose(1, 2)
+        return self.project(self.stack(y)).transpose(1, 2)
