@@ -17,6 +17,7 @@ import numpy as np
 from . import bitstream
 from .codecs.audio import ecdc
 from .codecs.audio.neural import DEFAULT_MODEL as NEURAL_AUDIO_DEFAULT
+from .codecs.image.learned_wavelet import DEFAULT_MODEL as RESTORATION_DEFAULT
 from .codecs.registry import CodecInfo, codec_class, default_codec, get_codec, list_codecs
 from .errors import BitstreamError, CodecMediaError, Error, MediaError, UsageError
 from .media.io import read_media
@@ -24,6 +25,7 @@ from .media.pcm import from_float
 from .media.types import Audio, Image, Video
 from .progress import Progress
 from .zoo import AudioZooModel, ZooModel, audio_zoo_models, model_dirs, read_metadata, zoo_models
+from .zoo.restoration import RestorationModel, restoration_models as _restoration_models
 from .zoo.catalogue import CatalogueEntry
 from .zoo.catalogue import catalogue as zoo_catalogue
 from .zoo.fetch import cached_path
@@ -260,11 +262,18 @@ def codec_options(name: str) -> dict[str, Any]:
 
 #: the audio model the ``encodec`` codec and the tokenizer use when none is named
 DEFAULT_AUDIO_MODEL = NEURAL_AUDIO_DEFAULT
+#: the restoration network the ``learned-wavelet`` codec uses when none is named
+DEFAULT_RESTORATION_MODEL = RESTORATION_DEFAULT
 
 
 def models() -> tuple[list[ZooModel], list[AudioZooModel], list[Path]]:
     """The model files found: image models, audio models, and the folders searched (in order)."""
     return zoo_models(), audio_zoo_models(), model_dirs()
+
+
+def restoration_models() -> list[RestorationModel]:
+    """The restoration networks found (for ``learned-wavelet``; the first is the default's name when present)."""
+    return _restoration_models()
 
 
 def catalogue() -> list[tuple[CatalogueEntry, Path | None]]:

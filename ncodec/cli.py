@@ -328,6 +328,17 @@ def cmd_list(args: argparse.Namespace) -> None:
                                           f"{a.steps} steps" if a.steps else "",
                                           "pretrained" if a.pretrained else "untrained") if f)
             print(f"  {a.name:<28} {a.architecture:<14} {facts:<32} {a.path}")
+    restoration = api.restoration_models()
+    if restoration and not args.json:
+        print("\nimage restoration networks (--codec learned-wavelet --model NAME):")
+    for r in restoration:
+        default = r.name == api.DEFAULT_RESTORATION_MODEL
+        if args.json:
+            print(json.dumps({"model": r.name, "architecture": "restoration", "media": "image", "path": str(r.path),
+                              "pretrained": bool(r.steps), "steps": r.steps, "default": default}))
+        else:
+            facts = ", ".join(f for f in ("default" if default else "", f"{r.steps} steps" if r.steps else "") if f)
+            print(f"  {r.name:<28} {'restoration':<14} {facts:<32} {r.path}")
 
 
     if args.json:

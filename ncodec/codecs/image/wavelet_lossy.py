@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import struct
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, BinaryIO
 
@@ -143,10 +144,20 @@ def transform_plane(plane: np.ndarray, levels: int) -> wavelet.Subbands:
     return wavelet.forward_2d(torch.from_numpy(plane), levels, wavelet.CDF_97)
 
 
-def encode_bands(bands: wavelet.Subbands, step: float, weight: float,
-                 references: Sequence[Details] = ()) -> tuple[bytes, list[int], Details]:
-    """A plane's quantized subbands as one rANS stream, their reconstruction offsets, and the
-    quantized subbands (context for the planes after it, given here as ``references``)."""
+@dataclass
+class QuantizedPlane:
+    """A plane's quantized subbands and reconstruction offsets (low band's first, then HL, LH, HH of
+    each level, finest first): what its stream holds, and all the decoder needs besides the step."""
+
+    low: np.ndarray
+    details: Details
+    offsets: list[int]
+
+
+def quantize_bands(bands: wavelet.Subbands, step: float, weight: float,
+                   references: Sequence[Details] = ()) -> QuantizedPlane:
+    """A plane's subbands quantized at base ``step`` (rate-distortion decisions under the contexts the
+    coder will use; ``references``: the quantized subbands of the planes before it)."""
     low_step, steps = _band_steps(step, weight, len(bands.details))
     low, low_offset = _quantize(bands.low.numpy(), low_step)
     details: Details = [{} for _ in bands.details]
@@ -160,26 +171,56 @@ def encode_bands(bands: wavelet.Subbands, step: float, weight: float,
                 subband_coder.neighbour_bands(coded, references, level, key))
             coded.append(details[level][key])
     offs = [low_offset] + [offsets[level][key] for level in range(len(details)) for key in ("HL", "LH", "HH")]
-    return encode_subbands(low, details, references), offs, details
+    return QuantizedPlane(low, details, offs)
+
+
+def quantize_image(bands: Sequence[wavelet.Subbands], step: float, channels: int) -> list[QuantizedPlane]:
+    """Every plane's quantized subbands at base ``step``, each plane with those before it as context."""
+    planes: list[QuantizedPlane] = []
+    for k, b in enumerate(bands):
+        planes.append(quantize_bands(b, step, _weight(channels, k), [p.details for p in planes]))
+    return planes
+
+
+def reconstruct_plane(plane: QuantizedPlane, step: float, weight: float) -> np.ndarray:
+    """The decoded plane (float, before colour conversion) from its quantized subbands."""
+    low_step, steps = _band_steps(step, weight, len(plane.details))
+    if len(plane.offsets) < 1 + 3 * len(plane.details):
+        raise BitstreamError("corrupt wavelet stream: wrong number of band offsets")
+    bands = wavelet.Subbands(torch.from_numpy(_dequantize(plane.low, low_step, plane.offsets[0])), [], (0, 1))
+    i = 1
+    for lv, lv_steps in zip(plane.details, steps):
+        level = {}
+        for key in ("HL", "LH", "HH"):
+            level[key] = torch.from_numpy(_dequantize(lv[key], lv_steps[key], plane.offsets[i]))
+            i += 1
+        bands.details.append(level)
+    return wavelet.inverse_2d(bands, wavelet.CDF_97).numpy()
 
 
 def decode_plane(data: bytes | memoryview, shape: tuple[int, int], step: float, weight: float, levels: int,
                  offsets: list[int], references: Sequence[Details] = ()) -> tuple[np.ndarray, Details]:
-    """Inverse of `encode_bands` (after `transform_plane`): the plane and its quantized subbands."""
+    """Inverse of a plane's `encode_subbands` stream (after `quantize_bands`): the plane and its quantized subbands."""
     low_shape, detail_shapes = wavelet.band_shapes(shape, levels)
     low, details = decode_subbands(data, low_shape, detail_shapes, references)  # type: ignore[arg-type]
-    low_step, steps = _band_steps(step, weight, len(details))
-    if len(offsets) < 1 + 3 * len(details):
-        raise BitstreamError("corrupt wavelet stream: wrong number of band offsets")
-    bands = wavelet.Subbands(torch.from_numpy(_dequantize(low, low_step, offsets[0])), [], (0, 1))
-    i = 1
-    for lv, lv_steps in zip(details, steps):
-        level = {}
-        for key in ("HL", "LH", "HH"):
-            level[key] = torch.from_numpy(_dequantize(lv[key], lv_steps[key], offsets[i]))
-            i += 1
-        bands.details.append(level)
-    return wavelet.inverse_2d(bands, wavelet.CDF_97).numpy(), details
+    return reconstruct_plane(QuantizedPlane(low, details, offsets), step, weight), details
+
+
+def to_pixels(planes: Sequence[np.ndarray]) -> np.ndarray:
+    """Decoded planes (Y, Cb, Cr or gray, float) to 8-bit RGB / gray pixels, H x W x C."""
+    if len(planes) == 1:
+        px = planes[0][..., None] + 128.0
+    else:
+        ycc = np.stack(planes, axis=-1)
+        ycc[..., 0] += 128.0
+        px = ycc @ _ICT_INV.T
+    return np.clip(np.rint(px), 0, 255).astype(np.uint8)
+
+
+def decoded_pixels(planes: Sequence[QuantizedPlane], step: float) -> np.ndarray:
+    """The image the decoder makes of these quantized planes (what the encoder can see without coding)."""
+    channels = len(planes)
+    return to_pixels([reconstruct_plane(p, step, _weight(channels, k)) for k, p in enumerate(planes)])
 
 
 @register(default_for="image", priority=20)
@@ -230,26 +271,44 @@ class WaveletCodec(Codec):
         return [transform_plane(plane, self.levels) for plane in _planes(image)]
 
     def _container(self, image: Image, step: float, bands: list[wavelet.Subbands] | None = None) -> bytes:
-        """The whole stream at a given base step (``bands``: the planes' transforms, when already made)."""
+        """The whole stream at a given base step (``bands``: the planes' transforms, when already made), its
+        closing chunks (`_closing_chunks`) at their final size but not their final content (rate control)."""
+        return self._coded(image, step, bands, final=False)
+
+    def _coded(self, image: Image, step: float, bands: list[wavelet.Subbands] | None = None,
+               final: bool = True) -> bytes:
+        """The whole stream at a given base step."""
         bands = self._bands(image) if bands is None else bands
-        streams, offsets, references = [], [], []
-        for k, b in enumerate(bands):
-            data, offs, details = encode_bands(b, step, _weight(image.channels, k), references)
-            streams.append(data)
-            offsets.append(offs)
-            references.append(details)
+        planes = quantize_image(bands, step, image.channels)
+        streams = [encode_subbands(p.low, p.details, [q.details for q in planes[:k]]) for k, p in enumerate(planes)]
         meta = {"media": "image", "width": image.width, "height": image.height, "channels": image.channels,
                 "bit_depth": 8, "source": image.source}
-        cfg = {"levels": self.levels, "tables": rc.bank_digest(), "format": subband_coder.FORMAT}
         chunks = []
-        for k, (data, offs) in enumerate(zip(streams, offsets)):
+        for k, (data, plane) in enumerate(zip(streams, planes)):
+            offs = plane.offsets
             head = _HEAD.pack(k) + (_STEP.pack(step) if k == 0 else b"") + _OFFSETS.pack(*offs, *[0] * (16 - len(offs)))
             chunks.append((CHUNK_KIND, head + data))
+        chunks += self._closing_chunks(image, step, planes if final else None)
         # one small image: no chunk index (it would cost more than it saves at low rates)
-        return bitstream.pack(bitstream.Header(self.name, cfg, meta), chunks, index=False)
+        header = bitstream.Header(self.name, self._config(), meta, self.model_hash())
+        return bitstream.pack(header, chunks, index=False)
+
+    def _closing_chunks(self, image: Image, step: float,
+                        planes: list[QuantizedPlane] | None) -> list[tuple[str, bytes]]:
+        """Chunks after the planes' (none here; a subclass adds its own). ``planes`` None: only their
+        size counts (rate control), so they must not depend on the planes in size."""
+        return []
+
+    def _config(self) -> dict[str, Any]:
+        """The header's coding configuration."""
+        return {"levels": self.levels, "tables": rc.bank_digest(), "format": subband_coder.FORMAT}
 
     def _rate_controlled(self, image: Image) -> bytes:
-        """The stream with the smallest step whose total size fits ``bpp``.
+        """The stream with the smallest step whose total size fits ``bpp`` (`_search_step`)."""
+        return self._search_step(image)[1]
+
+    def _search_step(self, image: Image) -> tuple[float, bytes]:
+        """The smallest step whose total stream fits ``bpp``, and that stream (closing chunks not final).
 
         Size falls smoothly with the step, almost linearly in log-log, so the search is
         regula falsi (Illinois) on ``log(size / budget)`` over ``log2(step)``, bracketed in
@@ -259,9 +318,9 @@ class WaveletCodec(Codec):
         budget = self.bpp * image.num_pixels / 8  # type: ignore[operator]
         bands = self._bands(image)
 
-        def excess(log_step: float) -> tuple[float, bytes]:
+        def excess(log_step: float) -> tuple[float, tuple[float, bytes]]:
             data = self._container(image, 2 ** log_step, bands)
-            return math.log(len(data) / budget), data
+            return math.log(len(data) / budget), (2 ** log_step, data)
 
         lo, hi = math.log2(1 / 64), math.log2(1024.0)
         f_lo, d_lo = excess(lo)
@@ -269,8 +328,8 @@ class WaveletCodec(Codec):
             return d_lo
         f_hi, d_hi = excess(hi)
         if f_hi > 0:  # even the coarsest step does not fit: say so rather than give a larger stream
-            raise MediaError(f"wavelet cannot code this image in bpp={self.bpp:g}: its smallest stream "
-                             f"(coarsest step) takes {8 * len(d_hi) / image.num_pixels:.4f} bpp")
+            raise MediaError(f"{self.name} cannot code this image in bpp={self.bpp:g}: its smallest stream "
+                             f"(coarsest step) takes {8 * len(d_hi[1]) / image.num_pixels:.4f} bpp")
         best, side = d_hi, 0
         for _ in range(24):
             if hi - lo <= 1 / 128:
@@ -294,11 +353,24 @@ class WaveletCodec(Codec):
         image = media
         if not isinstance(image, Image) or image.pixels.dtype != np.uint8 or image.channels not in (1, 3):
             raise MediaError("wavelet codes 8-bit gray or RGB images (drop alpha, or use wavelet-lossless)")
-        out.write(self._rate_controlled(image) if self.bpp is not None else self._container(image, self.step))
+        if self.bpp is None:
+            data = self._coded(image, self.step)
+        else:
+            step, data = self._search_step(image)
+            if self._closing_chunks(image, step, None):   # made for their size only: code the step once more
+                data = self._coded(image, step)
+        out.write(data)
         if progress:
             progress.update(1)
 
     def decode(self, reader: bitstream.Reader, progress: Progress | None = None) -> Image:
+        planes, _, _ = self._decode_planes(reader)
+        if progress:
+            progress.update(1)
+        return Image(to_pixels(planes), 8, source=dict(reader.header.metadata.get("source") or {}))
+
+    def _decode_planes(self, reader: bitstream.Reader) -> tuple[list[np.ndarray], float, dict[str, bytes]]:
+        """The decoded planes (float), the base step, and the payloads of the other chunks by kind."""
         meta = reader.header.metadata
         try:
             h, w, c = int(meta["height"]), int(meta["width"]), int(meta["channels"])
@@ -308,9 +380,13 @@ class WaveletCodec(Codec):
             raise BitstreamError("corrupt wavelet header: impossible image parameters")
         planes: list[np.ndarray] = []
         references: list[Details] = []
+        others: dict[str, bytes] = {}
         step = 0.0
         for chunk in reader:
             if chunk.kind != CHUNK_KIND:
+                if chunk.kind in others:
+                    raise BitstreamError(f"stream holds two {chunk.kind} chunks")
+                others[chunk.kind] = bytes(chunk.payload)
                 continue
             k = len(planes)
             head = _HEAD.size + (_STEP.size if k == 0 else 0) + _OFFSETS.size
@@ -329,15 +405,7 @@ class WaveletCodec(Codec):
             references.append(details)
         if len(planes) != c:
             raise BitstreamError(f"stream holds {len(planes)} planes, the image needs {c}")
-        if c == 1:
-            px = planes[0][..., None] + 128.0
-        else:
-            ycc = np.stack(planes, axis=-1)
-            ycc[..., 0] += 128.0
-            px = ycc @ _ICT_INV.T
-        if progress:
-            progress.update(1)
-        return Image(np.clip(np.rint(px), 0, 255).astype(np.uint8), 8, source=dict(meta.get("source") or {}))
+        return planes, step, others
 
 
 def _weight(channels: int, plane: int) -> float:
