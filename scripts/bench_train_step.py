@@ -10,6 +10,9 @@ BF16 or AMX); elsewhere torch falls back to a slow reference convolution.
 
     python scripts/bench_train_step.py --batch 8 --crop 128 --json
 
+``--arch restoration`` times the `learned-wavelet` codec's restoration network (the shipped size, as
+``scripts/train_restoration.py`` trains it: MSE on crop pairs, no rate term).
+
 ``--audio`` times the audio codec candidates instead: a full generator step of
 `ncodec.train.audio.Trainer` (multi-scale mel, multi-resolution STFT and commitment losses,
 quantizer dropout, Adam) on ``--batch`` one-second 24 kHz segments, in fp32 and under bf16
@@ -32,15 +35,42 @@ import time
 import torch
 
 from ncodec.models.image.hyperprior import MeanScaleHyperprior
+from ncodec.models.image.restoration import RestorationNet
 from ncodec.models.image.variable_rate import GainedMeanScaleHyperprior, lambda_for
 from ncodec.train.image import rd_loss
 
-ARCHS = {"mbt2018-mean": MeanScaleHyperprior, "mbt2018-mean-gained": GainedMeanScaleHyperprior}
+ARCHS = {"mbt2018-mean": MeanScaleHyperprior, "mbt2018-mean-gained": GainedMeanScaleHyperprior,
+         "restoration": RestorationNet}
 MODES = ("fp32", "fp32-channels-last", "bf16", "bf16-channels-last")
+
+
+def restoration_step_times(mode: str, batch: int, crop: int, warmup: int, steps: int) -> list[float]:
+    """Seconds of each timed step of the `learned-wavelet` restoration network as scripts/train_restoration.py
+    trains it (the shipped size; MSE on decoded / original crop pairs, Adam)."""
+    torch.manual_seed(0)
+    layout = torch.channels_last if mode.endswith("channels-last") else torch.contiguous_format
+    net = RestorationNet(3, 48, 96, 3).train().to(memory_format=layout)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    x = torch.rand(batch, 3, crop, crop).to(memory_format=layout)
+    target, feat = x + 0.01 * torch.randn_like(x), torch.rand(batch)
+    times = []
+    for i in range(warmup + steps):
+        t0 = time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=not mode.startswith("fp32")):
+            out = net(x, feat)
+        loss = torch.mean((out.float() - target) ** 2)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if i >= warmup:
+            times.append(time.perf_counter() - t0)
+    return times
 
 
 def step_times(arch: str, mode: str, batch: int, crop: int, n: int, m: int, warmup: int, steps: int) -> list[float]:
     """Seconds of each timed training step."""
+    if arch == "restoration":
+        return restoration_step_times(mode, batch, crop, warmup, steps)
     torch.manual_seed(0)
     model = ARCHS[arch](n, m).train()
     layout = torch.channels_last if mode.endswith("channels-last") else torch.contiguous_format

@@ -5,8 +5,9 @@ For each sample it runs ``ncodec compress`` and ``ncodec decompress`` in a tempo
 prints sizes, bitrate and the decoded quality (bit-exact for lossless codecs, else PSNR or mel
 distance), then the classical peers on the same input: FLAC level 8 (libsndfile) beside the
 lossless audio coder, Opus (PyAV, when installed) beside the bundled neural audio codec; for the photo,
-JPEG (4:2:0) and WebP (Pillow) at the largest quality that fits the ncodec stream's size, and
-PNG beside the lossless wavelet codec. The numbers are what they are on these two small
+the default `learned-wavelet` beside plain `wavelet` (the same quantizer without the learned context
+weights and restoration network), JPEG (4:2:0) and WebP (Pillow) at the largest quality that fits
+the ncodec stream's size, and PNG beside the lossless wavelet codec. The numbers are what they are on these two small
 samples: the README's evaluation section has the dev-set results.
 """
 from __future__ import annotations
@@ -123,8 +124,14 @@ def main() -> None:
         assert isinstance(original, Image)
         px = original.pixels
         bpp = 8 * size / original.num_pixels
-        print(f"garden.png   {original.width}x{original.height}: ncodec wavelet (default) {size} B "
+        print(f"garden.png   {original.width}x{original.height}: ncodec learned-wavelet (default) {size} B "
               f"({bpp:.3f} bpp, {quality(original, decoded)})")
+        _, plain, plain_size = roundtrip(tmp, "garden.png", "--codec", "wavelet")
+        print(f"  the same coefficients without the learned parts (ncodec wavelet): {plain_size} B, "
+              f"{quality(original, plain)}")
+        low = [roundtrip(tmp, "garden.png", "--codec", name, "--bpp", "0.25") for name in ("learned-wavelet", "wavelet")]
+        print(f"  at 0.25 bpp, where the restoration network earns most: learned-wavelet {low[0][2]} B, "
+              f"{quality(original, low[0][1])}; wavelet {low[1][2]} B, {quality(original, low[1][1])}")
         for label, fmt, options, span in (("JPEG 4:2:0", "JPEG", {"subsampling": 2}, range(1, 96)),
                                           ("WebP", "WEBP", {"method": 6}, range(0, 101))):
             found = at_size(lambda q: pil_bytes(px, fmt, quality=q, **options), size, span)

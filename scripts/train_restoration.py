@@ -24,10 +24,10 @@ import torch
 
 from ncodec.models.image.restoration import RestorationNet, describe
 from ncodec.progress import Progress
-from ncodec.train.image import load_images
+from ncodec.train.image import load_images, rescaled
 from ncodec.train.restoration import DEFAULT_STEPS, CodedImage, code_images, paired_crops, validate
 from ncodec.zoo import load_weights, read_metadata
-from ncodec.zoo.restoration import save_restoration
+from ncodec.zoo.restoration import load_restoration, save_restoration
 
 
 def cosine(step: int, steps: int, warmup: int) -> float:
@@ -36,9 +36,11 @@ def cosine(step: int, steps: int, warmup: int) -> float:
     return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, steps - warmup))))
 
 
-def coded_set(folder: str, steps: tuple[float, ...], limit: int | None, cache: Path, workers: int) -> list[CodedImage]:
-    """The folder's photos coded at ``steps``, from ``cache`` (npz, no pickle) when made with the same arguments."""
-    key = json.dumps({"folder": str(Path(folder).resolve()), "steps": steps, "limit": limit})
+def coded_set(folder: str, steps: tuple[float, ...], limit: int | None, cache: Path, workers: int,
+              scales: tuple[float, ...] = (1.0,), min_side: int = 64) -> list[CodedImage]:
+    """The folder's photos (also downscaled by each of ``scales``) coded at ``steps``, from ``cache`` (npz, no
+    pickle) when made with the same arguments."""
+    key = json.dumps({"folder": str(Path(folder).resolve()), "steps": steps, "limit": limit, "scales": scales})
     if cache.exists():
         with np.load(cache, allow_pickle=False) as saved:
             if str(saved["key"]) == key:
@@ -46,7 +48,7 @@ def coded_set(folder: str, steps: tuple[float, ...], limit: int | None, cache: P
                 originals = [saved[f"original{i}"] for i in range(n)]
                 return [CodedImage(originals[i], saved[f"decoded{i}_{j}"], s)
                         for i in range(n) for j, s in enumerate(steps)]
-    images = load_images(Path(folder), 64)[:limit]
+    images = rescaled(load_images(Path(folder), 64)[:limit], scales, min_side)
     started = time.monotonic()
     coded = code_images(images, steps, workers)
     print(f"coded {len(images)} images at {len(steps)} steps in {time.monotonic() - started:.0f} s", flush=True)
@@ -66,6 +68,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--val-max", type=int, default=3)
     p.add_argument("--val-steps", default="4,11.3,32", help="base steps validated")
     p.add_argument("--qsteps", default=",".join(f"{s:g}" for s in DEFAULT_STEPS), help="base steps of the training pairs")
+    p.add_argument("--scales", default="1", help="comma-separated scales the photos are also coded at (Lanczos "
+                   "downscaling: the dev photos are downscaled ones)")
     p.add_argument("--width", type=int, default=32)
     p.add_argument("--deep-width", type=int, default=64)
     p.add_argument("--blocks", type=int, default=2)
@@ -74,6 +78,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--crop", type=int, default=128)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--warmup", type=int, default=200)
+    p.add_argument("--loss", choices=("relative", "mse"), default="relative",
+                   help="relative: each crop's MSE over its decoded MSE (every quality alike); mse: plain MSE")
+    p.add_argument("--loss-floor", type=float, default=2e-5,
+                   help="decoded MSE below which relative weighting stops (2e-5: about 47 dB)")
     p.add_argument("--amp", action="store_true", help="bf16 autocast")
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--threads", type=int, default=None)
@@ -90,7 +98,8 @@ def main(argv: list[str] | None = None) -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     qsteps = tuple(float(s) for s in args.qsteps.split(","))
-    train = coded_set(args.data, qsteps, None, out / "train_pairs.npz", args.workers)
+    scales = tuple(float(v) for v in args.scales.split(","))
+    train = coded_set(args.data, qsteps, None, out / "train_pairs.npz", args.workers, scales, args.crop)
     val = (coded_set(args.val, tuple(float(s) for s in args.val_steps.split(",")), args.val_max,
                      out / "val_pairs.npz", args.workers) if args.val else [])
     net = RestorationNet(3, args.width, args.deep_width, args.blocks)
@@ -118,9 +127,10 @@ def main(argv: list[str] | None = None) -> None:
         tmp = ckpt.with_name(ckpt.name + ".tmp")
         torch.save({"net": net.state_dict(), "opt": opt.state_dict(), "step": step}, tmp)
         tmp.replace(ckpt)
-        if args.export:
-            save_restoration(net, args.export, steps=step, data=Path(args.data).name,
-                             qsteps=args.qsteps)
+        if args.export:   # a context table already in the file (scripts/fit_contexts.py) is kept
+            export = Path(args.export)
+            table = load_restoration(export)[1]["contexts"] if export.exists() else None
+            save_restoration(net, export, contexts=table, steps=step, data=Path(args.data).name, qsteps=args.qsteps)
 
     with Progress(args.steps - step, "train restoration") as bar:
         while step < args.steps:
@@ -130,8 +140,13 @@ def main(argv: list[str] | None = None) -> None:
             decoded = decoded.to(memory_format=layout)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.amp):
                 restored = net(decoded, feat)
-            loss = torch.mean((restored.float() - original) ** 2)
-            base = float(torch.mean((decoded - original) ** 2))
+            error = torch.mean((restored.float() - original) ** 2, dim=(1, 2, 3))
+            before = torch.mean((decoded.float() - original) ** 2, dim=(1, 2, 3))
+            # relative: each crop's MSE over its decoded MSE (floored at --loss-floor), so fine and coarse steps
+            # count alike in dB; plain MSE lets the coarse steps' large errors drown the fine ones
+            loss = (torch.mean(error / (before + args.loss_floor)) * args.loss_floor if args.loss == "relative"
+                    else torch.mean(error))
+            base = float(torch.mean(before))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
@@ -139,7 +154,7 @@ def main(argv: list[str] | None = None) -> None:
             step += 1
             bar.update()
             record = {"step": step, "loss": float(loss.detach()),
-                      "gain_db": 10 * math.log10(base / max(float(loss.detach()), 1e-12)),
+                      "gain_db": 10 * math.log10(base / max(float(torch.mean(error).detach()), 1e-12)),
                       "seconds": time.monotonic() - started}
             if val and (step % args.val_every == 0 or step == args.steps):
                 record["val"] = validate(net, val)

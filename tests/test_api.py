@@ -74,7 +74,7 @@ def test_info_reads_header_and_rate(pixels, pcm):
 def test_registry_has_one_default_per_media():
     names = {c.name: c for c in list_codecs()}
     assert {"audio-lossless", "wavelet-lossless"} <= set(names)
-    assert default_codec("image") == "wavelet" and default_codec("audio") == "audio-lossless"
+    assert default_codec("image") == "learned-wavelet" and default_codec("audio") == "audio-lossless"
     for media in ("image", "audio"):
         assert sum(c.default for c in names.values() if c.media == media) == 1
 

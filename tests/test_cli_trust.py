@@ -269,7 +269,7 @@ def test_codec_options_are_listed(capsys: pytest.CaptureFixture) -> None:
 
 def test_rate_targets_from_the_command_line(work: Path, capsys: pytest.CaptureFixture) -> None:
     out = work / "g.ncd"
-    assert main(["-q", "compress", str(work / "garden.png"), str(out), "--bpp", "0.5"]) == 0  # the default: wavelet
+    assert main(["-q", "compress", str(work / "garden.png"), str(out), "--bpp", "0.5"]) == 0  # the default: learned-wavelet (a wavelet stream)
     bpp = 8 * out.stat().st_size / (384 * 256)
     assert 0.4 < bpp <= 0.5
     assert main(["compress", str(work / "garden.png"), str(work / "x.ncd"), "--codec", "wavelet-lossless",

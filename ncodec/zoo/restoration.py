@@ -1,7 +1,8 @@
 """Restoration networks' weights (`ncodec.models.image.restoration`): ``<name>.safetensors`` files.
 
-A file's metadata says ``architecture`` (``restoration``), the network's sizes and the training
-steps; sizes are bounded before anything is allocated, so a hostile file is refused with a
+A file is a `learned-wavelet` model: the network's tensors, and optionally ``contexts``, the learned
+context weights of the subband coder. Its metadata says ``architecture`` (``restoration``), the
+network's sizes and the training steps; sizes are bounded before anything is allocated, so a hostile file is refused with a
 `ModelFileError`. The folders searched are `ncodec.zoo.files.model_dirs`.
 """
 from __future__ import annotations
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from ..errors import ModelFileError
@@ -21,6 +23,8 @@ __all__ = ["ARCHITECTURE", "RestorationModel", "find_restoration", "load_restora
            "save_restoration"]
 
 ARCHITECTURE = "restoration"
+#: The optional tensor of learned context weights (`learned-wavelet`'s subband coder) in a model file.
+CONTEXTS = "contexts"
 _SIZES = {"channels": (1, 4), "width": (1, 256), "deep_width": (1, 512), "blocks": (0, 16)}
 
 
@@ -91,6 +95,11 @@ def load_restoration(path: str | os.PathLike) -> tuple[RestorationNet, dict[str,
     meta = read_metadata(path)
     sizes = _sizes(meta, str(path))
     state = load_weights(path)
+    digest = state_dict_hash(state)
+    contexts = state.pop(CONTEXTS, None)
+    if contexts is not None and (contexts.dtype not in (torch.int32, torch.int64) or contexts.dim() != 2
+                                 or contexts.numel() > 4096):
+        raise ModelFileError(f"{path}: the context table is not a small 2-D integer tensor")
     net = RestorationNet(**sizes)
     try:
         net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
@@ -99,12 +108,17 @@ def load_restoration(path: str | os.PathLike) -> tuple[RestorationNet, dict[str,
     if not all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point()):
         raise ModelFileError(f"{path}: the weights hold NaN or infinite values")
     net.eval()
-    return net, {**sizes, "steps": _steps(meta), "hash": state_dict_hash(state), "name": path.stem}
+    return net, {**sizes, "steps": _steps(meta), "hash": digest, "name": path.stem,
+                 "contexts": None if contexts is None else contexts.numpy().astype(np.int64)}
 
 
-def save_restoration(net: RestorationNet, path: str | os.PathLike, half: bool = True, **metadata: object) -> None:
-    """Write a network's weights (fp16 with ``half``: what is committed), atomically, with its sizes."""
+def save_restoration(net: RestorationNet, path: str | os.PathLike, half: bool = True,
+                     contexts: np.ndarray | None = None, **metadata: object) -> None:
+    """Write a network's weights (fp16 with ``half``: what is committed), atomically, with its sizes, and
+    a learned context table for the subband coder when given (`scripts/fit_contexts.py`)."""
     state = {k: (v.half() if half and v.is_floating_point() else v) for k, v in net.state_dict().items()}
+    if contexts is not None:
+        state[CONTEXTS] = torch.from_numpy(np.asarray(contexts, dtype=np.int32))
     meta = {**{k: str(v) for k, v in metadata.items()}, "architecture": ARCHITECTURE,
             **{k: str(v) for k, v in net.config().items()}, "dtype": "float16" if half else "float32"}
     Path(path).parent.mkdir(parents=True, exist_ok=True)

@@ -1,13 +1,15 @@
-"""``learned-wavelet``: the `wavelet` stream plus a learned restoration network on the decoded image.
+"""``learned-wavelet``: the `wavelet` codec with its two learned parts, a context table and a restoration network.
 
-The coefficients, their quantization and their context-coded rANS streams are `wavelet`'s (same
-rate for the same step, same exact integer entropy coding). The decoder then runs a
-`RestorationNet` (trained on photos coded by `wavelet`, `scripts/train_restoration.py`) on the
-decoded image and adds ``strength`` times its correction. The encoder, which has both the image
-and what the decoder will see, picks the strength that minimises the squared error (in 1/16 steps,
-0 to 1.5; 0 turns the network off) and sends it in a one-byte ``WAVR`` chunk; so a photo never
-decodes worse than plain `wavelet`, less the byte. The stream names the network and carries its
-weights' hash; decoding with other weights is refused.
+The transform and quantizer are `wavelet`'s. Its subband coder weighs each coefficient's context
+(causal neighbours, parent, siblings) with a table fitted to the training photos per band class
+(`scripts/fit_contexts.py`, `ncodec.train.contexts`) instead of the hand-set weights: all integer,
+so the entropy coding stays exact on every machine. The decoder then runs a `RestorationNet`
+(trained on photos coded by `wavelet`, `scripts/train_restoration.py`) on the decoded image and
+adds ``strength`` times its correction. The encoder, which has both the image and what the
+decoder will see, picks the strength that minimises the squared error of the rounded output (in
+1/16 steps, 0 to 1.5; 0 turns the network off) and sends it in a one-byte ``WAVR`` chunk, so a
+photo never decodes worse than the same coefficients without the network. Both parts live in one
+model file; the stream names it and carries its hash, and decoding with other weights is refused.
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from ...media.types import Image
 from ...progress import Progress
 from ...zoo.restoration import find_restoration, load_restoration, restoration_models
 from ..registry import register
+from .subband_coder import ContextTable
 from .wavelet_lossy import LEVELS, QuantizedPlane, WaveletCodec, decoded_pixels, to_pixels
 
 DEFAULT_MODEL = "wavelet-restore"
@@ -104,6 +107,10 @@ class LearnedWaveletCodec(WaveletCodec):
         else:
             path = find_restoration(name).path
         self.net, self.facts = load_restoration(path)
+        try:
+            self.contexts = None if self.facts["contexts"] is None else ContextTable(self.facts["contexts"])
+        except ValueError as exc:
+            raise ModelFileError(f"{path}: {exc}") from None
 
     @classmethod
     def accepts(cls, media: Any) -> bool:
@@ -123,7 +130,7 @@ class LearnedWaveletCodec(WaveletCodec):
         return str(self.facts["hash"])
 
     def _config(self) -> dict[str, Any]:
-        return {**super()._config(), "model": self.facts["name"]}
+        return {**super()._config(), "model": self.facts["name"]}   # the model's hash pins its context table too
 
     @classmethod
     def from_header(cls, header: bitstream.Header, **options: Any) -> "LearnedWaveletCodec":
@@ -133,7 +140,7 @@ class LearnedWaveletCodec(WaveletCodec):
             raise BitstreamError("corrupt learned-wavelet header: no model name")
         model = options.get("model")
         try:
-            return cls(levels=base.levels, model=model if model is not None else name)
+            codec = cls(levels=base.levels, model=model if model is not None else name)
         except (MediaError, UsageError) as exc:
             raise BitstreamError(f"corrupt learned-wavelet header: {exc}") from None
         except ModelFileError as exc:
@@ -141,6 +148,7 @@ class LearnedWaveletCodec(WaveletCodec):
                 raise
             raise ModelFileError(f"this stream was made with restoration model {name!r}, which is not in the "
                                  f"local zoo ({exc}); pass the weights with --model / model=") from None
+        return codec
 
     def describe(self, header: bitstream.Header, chunks: list[bitstream.ChunkInfo]) -> dict[str, Any]:
         steps = self.facts.get("steps")

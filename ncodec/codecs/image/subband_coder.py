@@ -42,11 +42,61 @@ NEIGHBOURS = ((-1, 0, 2), (-1, -1, 1), (-1, 1, 1), (-2, 0, 1), (0, -1, 2), (0, -
 _PAD = 2  # the farthest neighbour offset: magnitudes are kept in an array padded by zeros this wide
 
 
-def activity(mag: np.ndarray, parent: np.ndarray, siblings: np.ndarray) -> np.ndarray:
+@dataclass(frozen=True)
+class ContextWeights:
+    """The integer weights of a band's context activity: one per causal neighbour of `NEIGHBOURS` (same
+    order), the parent's, a same-level sibling's and a sibling from a plane coded before (cross-plane)."""
+
+    neighbours: tuple[int, ...] = tuple(w for _, _, w in NEIGHBOURS)
+    parent: int = 2
+    sibling: int = 1
+    cross_plane: int = 1
+
+    def offsets(self) -> tuple[tuple[int, int, int], ...]:
+        """(dy, dx, weight) of the neighbours that count."""
+        return tuple((dy, dx, w) for (dy, dx, _), w in zip(NEIGHBOURS, self.neighbours) if w)
+
+
+DEFAULT_WEIGHTS = ContextWeights()
+MAX_WEIGHT = 64   # a learned weight beyond this is refused (activities stay far inside int64)
+#: Band classes of a learned context table: plane (first / later), level (0, 1, 2, 3 and coarser), HH or not.
+CONTEXT_CLASSES = 2 * 4 * 2
+
+
+def context_class(plane: int, level: int, orientation: str) -> int:
+    """Row of a learned context table for a band: by plane (first or later), level (3 and up share) and
+    orientation (HL and LH share, HH apart)."""
+    return (min(plane, 1) * 4 + min(level, 3)) * 2 + (orientation == "HH")
+
+
+class ContextTable:
+    """Per band class (`context_class`) context weights: learned ones (an int array, one row of
+    ``len(NEIGHBOURS) + 3`` per class), or the hand-set `DEFAULT_WEIGHTS` for every band."""
+
+    def __init__(self, rows: np.ndarray | None = None):
+        if rows is not None:
+            rows = np.asarray(rows)
+            width = len(NEIGHBOURS) + 3
+            if rows.shape != (CONTEXT_CLASSES, width) or not np.issubdtype(rows.dtype, np.integer) or \
+                    rows.min(initial=0) < 0 or rows.max(initial=0) > MAX_WEIGHT:
+                raise ValueError(f"a context table is {CONTEXT_CLASSES} x {width} integers in 0..{MAX_WEIGHT}")
+        self.rows = rows
+
+    def weights(self, plane: int, level: int, orientation: str) -> ContextWeights:
+        if self.rows is None:
+            return DEFAULT_WEIGHTS
+        r = [int(v) for v in self.rows[context_class(plane, level, orientation)]]
+        n = len(NEIGHBOURS)
+        return ContextWeights(tuple(r[:n]), r[n], r[n + 1], r[n + 2])
+
+
+def activity(mag: np.ndarray, parent: np.ndarray, siblings: np.ndarray,
+             weights: ContextWeights = DEFAULT_WEIGHTS) -> np.ndarray:
     """Integer context activity of a whole band from magnitudes: its causal `NEIGHBOURS`, and the
-    parent and siblings at the same places (what `decode_band` computes front by front)."""
-    act = 2 * parent + siblings
-    for dy, dx, weight in NEIGHBOURS:
+    parent and siblings at the same places (``siblings``: their weighted magnitudes, `sibling_magnitudes`;
+    what `decode_band` computes front by front)."""
+    act = weights.parent * parent + siblings
+    for dy, dx, weight in weights.offsets():
         act = act + weight * bp.shifted(mag, dy, dx)
     return act
 
@@ -57,10 +107,13 @@ def context_bins(act: np.ndarray) -> np.ndarray:
 
 
 def band_bins(band: np.ndarray, parent: np.ndarray | None, siblings: list[np.ndarray],
-              edges: np.ndarray | None = None) -> np.ndarray:
+              edges: np.ndarray | None = None, weights: ContextWeights = DEFAULT_WEIGHTS,
+              same_level: int | None = None) -> np.ndarray:
     """The context bin of every coefficient of a whole band (what the decoder finds front by front);
-    ``edges``: `edge_activity`, when the coder has the level's low band."""
-    act = activity(np.abs(band), upsample_parent(parent, band.shape), sibling_magnitudes(siblings, band.shape))
+    ``edges``: `edge_activity`, when the coder has the level's low band; ``same_level``: how many of
+    ``siblings`` are of this plane (the rest are cross-plane; None: all)."""
+    sib = sibling_magnitudes(siblings, band.shape, weights, same_level)
+    act = activity(np.abs(band), upsample_parent(parent, band.shape), sib, weights)
     return context_bins(act if edges is None else act + edges)
 
 
@@ -168,12 +221,15 @@ def upsample_parent(parent: np.ndarray | None, shape: tuple[int, int]) -> np.nda
     return np.abs(bp.aligned(parent, shape, 2))
 
 
-def sibling_magnitudes(siblings: list[np.ndarray], shape: tuple[int, int]) -> np.ndarray:
-    """Sum of the magnitudes of already-coded bands of the same level at each position."""
+def sibling_magnitudes(siblings: list[np.ndarray], shape: tuple[int, int],
+                       weights: ContextWeights = DEFAULT_WEIGHTS, same_level: int | None = None) -> np.ndarray:
+    """Weighted sum of the magnitudes of already-coded bands of the same level at each position: the first
+    ``same_level`` (None: all) of this plane, the rest from planes coded before it."""
     out = np.zeros(shape, dtype=np.int64)
-    for s in siblings:
-        if s.size:
-            out += np.abs(bp.aligned(s, shape))
+    for i, s in enumerate(siblings):
+        weight = weights.sibling if same_level is None or i < same_level else weights.cross_plane
+        if s.size and weight:
+            out += weight * np.abs(bp.aligned(s, shape))
     return out
 
 
@@ -246,14 +302,15 @@ def _decode_side(dec: rans.Decoder) -> tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 def encode_band(out: Symbols, band: np.ndarray, parent: np.ndarray | None, siblings: list[np.ndarray],
-                prediction: bp.Context | None = None) -> None:
+                prediction: bp.Context | None = None, weights: ContextWeights = DEFAULT_WEIGHTS,
+                same_level: int | None = None) -> None:
     """Append one detail band: with ``prediction`` (what the decoder knows before the band) its
     predictor if one pays, then its per-bin tables, then its coefficients (or their prediction
-    residuals) front by front (`wavefront`)."""
+    residuals) front by front (`wavefront`); contexts weighted by ``weights``."""
     if band.size == 0:
         return
     edges = edge_activity(prediction, band.shape)
-    bins = band_bins(band, parent, siblings, edges)
+    bins = band_bins(band, parent, siblings, edges, weights, same_level)
     if prediction is not None:
         predictor, band, bins = _choose_predictor(band, bins, parent, siblings, prediction, edges)
         out.add(bp.symbols(predictor))
@@ -299,7 +356,8 @@ def _choose_predictor(band: np.ndarray, bins: np.ndarray, parent: np.ndarray | N
 
 
 def decode_band(dec: rans.Decoder, shape: tuple[int, int], parent: np.ndarray | None,
-                siblings: list[np.ndarray], prediction: bp.Context | None = None) -> np.ndarray:
+                siblings: list[np.ndarray], prediction: bp.Context | None = None,
+                weights: ContextWeights = DEFAULT_WEIGHTS, same_level: int | None = None) -> np.ndarray:
     """Inverse of `encode_band`, front by front: each front's contexts (and predictions) come from
     earlier fronts."""
     h, w = shape
@@ -307,7 +365,7 @@ def decode_band(dec: rans.Decoder, shape: tuple[int, int], parent: np.ndarray | 
         return np.zeros(shape, dtype=np.int64)
     predictor = bp.decode(dec, prediction, shape) if prediction is not None else None
     k, a, form = _decode_side(dec)
-    outside = 2 * upsample_parent(parent, shape) + sibling_magnitudes(siblings, shape)
+    outside = weights.parent * upsample_parent(parent, shape) + sibling_magnitudes(siblings, shape, weights, same_level)
     edges = edge_activity(prediction, shape)
     outside = (outside if edges is None else outside + edges).reshape(-1)
     stride = w + 2 * _PAD
@@ -317,7 +375,7 @@ def decode_band(dec: rans.Decoder, shape: tuple[int, int], parent: np.ndarray | 
     ys, xs = np.divmod(order, w)
     at = (ys + _PAD) * stride + xs + _PAD                  # each coefficient's place in ``mag``
     outside = outside[order]
-    offsets = [(dy * stride + dx, weight) for dy, dx, weight in NEIGHBOURS]
+    offsets = [(dy * stride + dx, weight) for dy, dx, weight in weights.offsets()]
     if predictor is not None:
         known = predictor.outer(prediction, shape)[order]  # type: ignore[arg-type]
         causal = [(dy * stride + dx, weight) for dy, dx, weight in predictor.causal_offsets()]
@@ -372,6 +430,7 @@ def decode_low(dec: rans.Decoder, shape: tuple[int, int]) -> np.ndarray:
 
 
 Details = list[dict[str, np.ndarray]]
+_HAND_SET = ContextTable()
 
 
 def neighbour_bands(coded: list[np.ndarray], references: Sequence[Details], level: int, orientation: str) -> list[np.ndarray]:
@@ -390,14 +449,15 @@ def _prediction(parents: dict[str, np.ndarray], coded: list[np.ndarray], referen
 
 
 def encode_subbands(low: np.ndarray, details: Details, references: Sequence[Details] = (),
-                    approximations: Sequence[np.ndarray] | None = None) -> bytes:
+                    approximations: Sequence[np.ndarray] | None = None, contexts: ContextTable | None = None) -> bytes:
     """One rANS stream for a plane's subbands: low band, then levels coarsest first, HL, LH, HH.
 
     ``references``: the subbands of planes coded before this one (same shapes), whose
     magnitudes are context for this plane's (the decoder has them when it reads this plane).
     ``approximations``: each level's low band (what its details refine, the coarsest being
     ``low``); given, bands may be predicted (`band_prediction`) and the decoder needs the
-    matching ``synthesize``.
+    matching ``synthesize``. ``contexts``: learned context weights per band class (None: the
+    hand-set ones; the decoder needs the same table).
     """
     out = Symbols([], [])
     encode_low(out, low)
@@ -407,14 +467,16 @@ def encode_subbands(low: np.ndarray, details: Details, references: Sequence[Deta
         for o in ORIENTATIONS:
             prediction = None if approximations is None else _prediction(
                 parents, coded, references, level, o, approximations[level])
+            weights = (contexts or _HAND_SET).weights(len(references), level, o)
             encode_band(out, details[level][o], parents.get(o), neighbour_bands(coded, references, level, o),
-                        prediction)
+                        prediction, weights, len(coded))
             coded.append(details[level][o])
     return out.encode()
 
 
 def decode_subbands(data: bytes | memoryview, low_shape: tuple[int, int], detail_shapes: list[dict[str, tuple[int, ...]]],
-                    references: Sequence[Details] = (), synthesize: Synthesis | None = None) -> tuple[np.ndarray, Details]:
+                    references: Sequence[Details] = (), synthesize: Synthesis | None = None,
+                    contexts: ContextTable | None = None) -> tuple[np.ndarray, Details]:
     """Inverse of `encode_subbands`, given the band shapes and the same ``references``; with
     ``synthesize`` (one inverse level: low band and detail bands -> the next finer low band) for
     streams made with ``approximations``."""
@@ -430,8 +492,9 @@ def decode_subbands(data: bytes | memoryview, low_shape: tuple[int, int], detail
         for o in ORIENTATIONS:
             prediction = None if synthesize is None else _prediction(parents, coded, references, level, o,
                                                                      approximation)
+            weights = (contexts or _HAND_SET).weights(len(references), level, o)
             band = decode_band(dec, tuple(detail_shapes[level][o]), parents.get(o),  # type: ignore[arg-type]
-                               neighbour_bands(coded, references, level, o), prediction)
+                               neighbour_bands(coded, references, level, o), prediction, weights, len(coded))
             details[level][o] = band
             coded.append(band)
     dec.finish()

@@ -96,8 +96,9 @@ def _quantize(c: np.ndarray, step: float) -> tuple[np.ndarray, int]:
     return np.sign(c).astype(np.int64) * q, _offset_code(mag, q)
 
 
-def _rdo_quantize(c: np.ndarray, step: float, parent: np.ndarray | None,
-                  siblings: list[np.ndarray]) -> tuple[np.ndarray, int]:
+def _rdo_quantize(c: np.ndarray, step: float, parent: np.ndarray | None, siblings: list[np.ndarray],
+                  weights: subband_coder.ContextWeights = subband_coder.DEFAULT_WEIGHTS,
+                  same_level: int | None = None) -> tuple[np.ndarray, int]:
     """Dead-zone indices chosen by rate-distortion (an encoder decision: the stream is the same format).
 
     Each coefficient takes the index below or above its magnitude, whichever costs less in
@@ -110,7 +111,7 @@ def _rdo_quantize(c: np.ndarray, step: float, parent: np.ndarray | None,
     below = np.floor(mag).astype(np.int64)
     q = np.floor(mag + ROUNDING).astype(np.int64)
     for _ in range(RDO_PASSES):
-        bins = subband_coder.band_bins(q, parent, siblings).reshape(-1)
+        bins = subband_coder.band_bins(q, parent, siblings, None, weights, same_level).reshape(-1)
         counts = np.bincount(bins, minlength=subband_coder.BINS)
         sums = np.bincount(bins, weights=q.reshape(-1).astype(np.float64), minlength=subband_coder.BINS)
         mean = np.maximum(sums / np.maximum(counts, 1), _MIN_RDO_MEAN)[bins].reshape(q.shape)
@@ -154,10 +155,11 @@ class QuantizedPlane:
     offsets: list[int]
 
 
-def quantize_bands(bands: wavelet.Subbands, step: float, weight: float,
-                   references: Sequence[Details] = ()) -> QuantizedPlane:
+def quantize_bands(bands: wavelet.Subbands, step: float, weight: float, references: Sequence[Details] = (),
+                   contexts: subband_coder.ContextTable | None = None) -> QuantizedPlane:
     """A plane's subbands quantized at base ``step`` (rate-distortion decisions under the contexts the
-    coder will use; ``references``: the quantized subbands of the planes before it)."""
+    coder will use, ``contexts``; ``references``: the quantized subbands of the planes before it)."""
+    table = contexts or subband_coder.ContextTable()
     low_step, steps = _band_steps(step, weight, len(bands.details))
     low, low_offset = _quantize(bands.low.numpy(), low_step)
     details: Details = [{} for _ in bands.details]
@@ -168,17 +170,19 @@ def quantize_bands(bands: wavelet.Subbands, step: float, weight: float,
             parent = details[level + 1][key] if level + 1 < len(details) else None
             details[level][key], offsets[level][key] = _rdo_quantize(
                 bands.details[level][key].numpy(), steps[level][key], parent,
-                subband_coder.neighbour_bands(coded, references, level, key))
+                subband_coder.neighbour_bands(coded, references, level, key),
+                table.weights(len(references), level, key), len(coded))
             coded.append(details[level][key])
     offs = [low_offset] + [offsets[level][key] for level in range(len(details)) for key in ("HL", "LH", "HH")]
     return QuantizedPlane(low, details, offs)
 
 
-def quantize_image(bands: Sequence[wavelet.Subbands], step: float, channels: int) -> list[QuantizedPlane]:
+def quantize_image(bands: Sequence[wavelet.Subbands], step: float, channels: int,
+                   contexts: subband_coder.ContextTable | None = None) -> list[QuantizedPlane]:
     """Every plane's quantized subbands at base ``step``, each plane with those before it as context."""
     planes: list[QuantizedPlane] = []
     for k, b in enumerate(bands):
-        planes.append(quantize_bands(b, step, _weight(channels, k), [p.details for p in planes]))
+        planes.append(quantize_bands(b, step, _weight(channels, k), [p.details for p in planes], contexts))
     return planes
 
 
@@ -199,10 +203,12 @@ def reconstruct_plane(plane: QuantizedPlane, step: float, weight: float) -> np.n
 
 
 def decode_plane(data: bytes | memoryview, shape: tuple[int, int], step: float, weight: float, levels: int,
-                 offsets: list[int], references: Sequence[Details] = ()) -> tuple[np.ndarray, Details]:
+                 offsets: list[int], references: Sequence[Details] = (),
+                 contexts: subband_coder.ContextTable | None = None) -> tuple[np.ndarray, Details]:
     """Inverse of a plane's `encode_subbands` stream (after `quantize_bands`): the plane and its quantized subbands."""
     low_shape, detail_shapes = wavelet.band_shapes(shape, levels)
-    low, details = decode_subbands(data, low_shape, detail_shapes, references)  # type: ignore[arg-type]
+    low, details = decode_subbands(data, low_shape, detail_shapes, references,  # type: ignore[arg-type]
+                                   contexts=contexts)
     return reconstruct_plane(QuantizedPlane(low, details, offsets), step, weight), details
 
 
@@ -235,6 +241,8 @@ class WaveletCodec(Codec):
     quality_scale = ('quality 1-100 (higher is better, JPEG-like; 100 near-lossless), default 75 (about 0.5-1 bpp on '
                      'photos); rate target --bpp')
     eval_rate_option = "bpp"  # the harness gives it the target rate directly
+    #: context weights of the subband coder (None: its hand-set ones; `learned-wavelet` has learned ones)
+    contexts: subband_coder.ContextTable | None = None
 
     @classmethod
     def eval_version(cls) -> str:
@@ -279,8 +287,9 @@ class WaveletCodec(Codec):
                final: bool = True) -> bytes:
         """The whole stream at a given base step."""
         bands = self._bands(image) if bands is None else bands
-        planes = quantize_image(bands, step, image.channels)
-        streams = [encode_subbands(p.low, p.details, [q.details for q in planes[:k]]) for k, p in enumerate(planes)]
+        planes = quantize_image(bands, step, image.channels, self.contexts)
+        streams = [encode_subbands(p.low, p.details, [q.details for q in planes[:k]], contexts=self.contexts)
+                   for k, p in enumerate(planes)]
         meta = {"media": "image", "width": image.width, "height": image.height, "channels": image.channels,
                 "bit_depth": 8, "source": image.source}
         chunks = []
@@ -400,7 +409,7 @@ class WaveletCodec(Codec):
             if any(abs(o) > OFFSET_STEPS // 2 for o in offsets):
                 raise BitstreamError("corrupt wavelet stream: reconstruction offsets out of range")
             plane, details = decode_plane(memoryview(chunk.payload)[head:], (h, w), step, _weight(c, k),
-                                          self.levels, offsets, references)
+                                          self.levels, offsets, references, self.contexts)
             planes.append(plane)
             references.append(details)
         if len(planes) != c:

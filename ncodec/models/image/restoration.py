@@ -2,9 +2,11 @@
 
 `RestorationNet` maps a decoded image (and how coarsely it was quantized) to a correction added
 to it. It runs at half and quarter resolution (space-to-depth by 2, then a strided convolution),
-so its receptive field covers the ringing of coarse wavelet levels while its cost stays near
-9 GMAC for a 768x512 photo; convolutions and ReLUs only, which bf16 and channels-last speed up
-on CPU. The last layer starts at zero, so an untrained network leaves images as they are.
+so its receptive field covers the ringing of coarse wavelet levels at a few tens of GMAC for a
+768x512 photo; convolutions and ReLUs only, which bf16 and channels-last speed up on CPU. The
+first convolution stays in fp32 under autocast: bf16 rounds pixel values near white by half a
+grey level, the size of the errors to undo at high rates, while its output features keep their
+relative precision. The last layer starts at zero, so an untrained network leaves images as they are.
 It knows nothing of streams or files: the `learned-wavelet` codec feeds it and decides how much
 of its correction to keep.
 """
@@ -66,7 +68,9 @@ class RestorationNet(nn.Module):
         padded = F.pad(x, (0, pw, 0, ph), mode="replicate") if ph or pw else x
         half = F.pixel_unshuffle(padded, 2)
         cond = step.to(half.dtype).reshape(n, 1, 1, 1).expand(n, 1, half.shape[2], half.shape[3])
-        skip = self.shallow_in(F.relu(self.head(torch.cat([half - 0.5, cond], dim=1))))
+        with torch.autocast(x.device.type, enabled=False):  # fp32 even under bf16 autocast: bf16 would round
+            first = self.head(torch.cat([half - 0.5, cond], dim=1).float())  # the pixels by up to half a level
+        skip = self.shallow_in(F.relu(first))
         deep = self.deep(F.relu(self.down(skip)))
         y = self.shallow_out(F.relu(skip + F.pixel_shuffle(self.up(deep), 2)))
         return F.pixel_shuffle(self.tail(F.relu(y)), 2)[..., :h, :w]

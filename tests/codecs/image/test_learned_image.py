@@ -204,8 +204,10 @@ def test_default_image_codec_depends_on_the_image(zoo_dir: Path, monkeypatch: py
     rgb16 = Image(_image().astype(np.uint16) * 257, 16)
     rgba8 = Image(np.concatenate([_image(), np.full((70, 90, 1), 255, np.uint8)], axis=2), 8)
     monkeypatch.setattr("ncodec.codecs.image.learned.DEFAULT_MODEL", "tiny")
-    assert default_codec("image", rgb8) == "wavelet"  # the best image codec until a learned model beats it
+    assert default_codec("image", rgb8) == "learned-wavelet"  # wavelet + the bundled restoration network
     assert default_codec("image", rgb16) == default_codec("image", rgba8) == "wavelet-lossless"
+    monkeypatch.setattr("ncodec.codecs.image.learned_wavelet.DEFAULT_MODEL", "absent")
+    assert default_codec("image", rgb8) == "wavelet"  # without its network: the best classical one
     monkeypatch.setattr("ncodec.codecs.image.learned.DEFAULT_MODEL", "absent")
     assert default_codec("image", rgb8) == "wavelet"
 

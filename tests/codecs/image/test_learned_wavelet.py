@@ -64,7 +64,7 @@ def test_stream_is_wavelets_plus_a_strength_byte(models: Path, garden: np.ndarra
     image = Image(garden, 8)
     plain = ncodec.encode(image, codec="wavelet", quality=25)
     learned = ncodec.encode(image, codec="learned-wavelet", quality=25)
-    assert 0 < len(learned) - len(plain) < 120   # header names the model and its hash; the WAVR chunk
+    assert 0 < len(learned) - len(plain) < 130   # the header names the model, its hash (64 hex); the WAVR chunk
     base = ncodec.decode(plain).pixels
     out = ncodec.decode(learned).pixels
     strength = [bytes(c.payload) for c in bitstream.Reader(learned) if c.kind == lw.STRENGTH_CHUNK][0][0]
@@ -116,9 +116,10 @@ def test_other_weights_and_bad_streams_are_refused(models: Path, garden: np.ndar
         forged = [(k, bad if k == lw.STRENGTH_CHUNK else p) for k, p in chunks]
         with pytest.raises(BitstreamError, match="strength"):
             ncodec.decode(bitstream.pack(header, forged, index=False))
-    (models / f"{lw.DEFAULT_MODEL}.safetensors").unlink()
+    custom = ncodec.encode(Image(garden, 8), codec="learned-wavelet", model="other", quality=50)
+    (models / "other.safetensors").unlink()
     with pytest.raises(ModelFileError, match="not in the local zoo"):
-        ncodec.decode(data)
+        ncodec.decode(custom)
 
 
 def test_streams_do_not_depend_on_threads(models: Path, garden: np.ndarray) -> None:
@@ -158,3 +159,34 @@ def test_tiles_match_one_pass(garden: np.ndarray, monkeypatch: pytest.MonkeyPatc
 def test_zoo_lists_restoration_models(models: Path) -> None:
     names = {m.name for m in restoration_models()}
     assert {lw.DEFAULT_MODEL, "other"} <= names
+
+
+def test_learned_context_table_codes_exactly_and_is_checked(tmp_path: Path, garden: np.ndarray,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """A model file with a context table (fitted here on a crop of the sample): fitting never raises the
+    coder's size estimate, streams made with the table decode, the same network without it is another model
+    (its hash), and a table out of range is refused."""
+    from ncodec.codecs.image import subband_coder as sc
+    from ncodec.train.contexts import band_cases, class_bits, fit_table, hand_set_row
+
+    cases = band_cases([garden[:96, :128]], (12.0,))
+    table, scores = fit_table({c: v for c, v in cases.items() if c in (0, 1)}, sweeps=1)
+    assert all(after <= before for before, after in scores.values())
+    assert class_bits(cases[0], [int(v) for v in table[0]]) == scores[0][1] <= class_bits(cases[0], hand_set_row())
+    table[2] = [3, 0, 2, 1, 5, 0, 1, 2, 0]    # a row far from the hand-set one, so the streams differ
+    save_restoration(_net(0), tmp_path / f"{lw.DEFAULT_MODEL}.safetensors", contexts=table, steps=1)
+    monkeypatch.setenv("NCODEC_MODELS", str(tmp_path))
+    image = Image(garden, 8)
+    learned = ncodec.encode(image, codec="learned-wavelet", quality=50)
+    plain = ncodec.encode(image, codec="wavelet", quality=50)
+    codec = lw.LearnedWaveletCodec(quality=50)
+    assert np.array_equal(codec.contexts.rows, table)
+    assert [bytes(c.payload) for c in bitstream.Reader(learned)][0] != [bytes(c.payload) for c in bitstream.Reader(plain)][0]
+    assert np.abs(ncodec.decode(learned).pixels.astype(int) - ncodec.decode(plain).pixels).mean() < 1.0
+    save_restoration(_net(0), tmp_path / "hand-set.safetensors", steps=1)   # same network, no table: other weights
+    with pytest.raises(ModelMismatchError):
+        ncodec.decode(learned, model=str(tmp_path / "hand-set.safetensors"))
+    table[0, 0] = sc.MAX_WEIGHT + 1
+    save_restoration(_net(0), tmp_path / f"{lw.DEFAULT_MODEL}.safetensors", contexts=table, steps=1)
+    with pytest.raises(ModelFileError, match="context table"):
+        lw.LearnedWaveletCodec()
