@@ -38,7 +38,7 @@ class BandCase:
     def bits(self, weights: sc.ContextWeights) -> float:
         sib = np.zeros(self.band.shape, dtype=np.int64)
         for i, s in enumerate(self.siblings):
-            sib += (weights.sibling if i < self.same_level else weights.cross_plane) * s
+            sib += weights.sibling_weight(i, self.same_level) * s
         act = sc.activity(np.abs(self.band), self.parent, sib, weights)
         return sc.estimated_bits(self.band, sc.context_bins(act))
 
@@ -67,20 +67,14 @@ def band_cases(images: Sequence[np.ndarray], steps: Sequence[float]) -> dict[int
     return cases
 
 
-def _weights(row: Sequence[int]) -> sc.ContextWeights:
-    n = len(sc.NEIGHBOURS)
-    return sc.ContextWeights(tuple(int(v) for v in row[:n]), int(row[n]), int(row[n + 1]), int(row[n + 2]))
-
-
 def class_bits(cases: Sequence[BandCase], row: Sequence[int]) -> float:
     """Estimated bits of a class's bands under one row of weights."""
-    weights = _weights(row)
+    weights = sc.ContextWeights.from_row(row)
     return sum(c.bits(weights) for c in cases)
 
 
 def hand_set_row() -> list[int]:
-    w = sc.DEFAULT_WEIGHTS
-    return [*w.neighbours, w.parent, w.sibling, w.cross_plane]
+    return sc.DEFAULT_WEIGHTS.row()
 
 
 def fit_table(cases: dict[int, list[BandCase]], sweeps: int = 2,

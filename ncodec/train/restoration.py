@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..codecs.image import learned_wavelet as lw
 from ..codecs.image import wavelet_lossy as wl
 from ..media.types import Image
 from ..models.image.restoration import RestorationNet, step_feature
@@ -83,11 +84,9 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def restore(net: RestorationNet, decoded: np.ndarray, step: float) -> np.ndarray:
-    """The network's output for a whole decoded uint8 image, rounded to uint8."""
-    x = torch.from_numpy(decoded.copy()).permute(2, 0, 1)[None].float() / 255
-    with torch.no_grad():
-        y = net(x, step_feature(torch.tensor([step])))
-    return y[0].mul(255).round().clamp(0, 255).byte().permute(1, 2, 0).numpy()
+    """The network's output for a whole decoded uint8 image at strength 1, as the `learned-wavelet` decoder
+    computes it (rounded to uint8)."""
+    return lw.apply(decoded, lw.correction(net, decoded, step), lw.STRENGTH_UNITS)
 
 
 def validate(net: RestorationNet, coded: Sequence[CodedImage]) -> dict[str, float]:

@@ -22,7 +22,7 @@ from torch import Tensor
 from ..errors import ModelFileError
 from ..models.audio.dac import DAC_CONFIGS, DACModel
 from ..models.audio.encodec import SEANetCodecModel, is_encodec_state_dict
-from .files import load_weights, model_dirs, read_metadata, save_state_atomically, state_dict_hash
+from .files import load_weights, model_dirs, model_files, read_metadata, save_state_atomically, state_dict_hash
 
 __all__ = ["AUDIO_ARCHITECTURES", "AudioZooModel", "BUILDERS", "audio_zoo_models", "build_audio_model",
            "find_audio_model", "load_audio_model", "model_identity", "save_audio_model"]
@@ -60,20 +60,11 @@ class AudioZooModel:
 def audio_zoo_models() -> list[AudioZooModel]:
     """Every audio model file found (a name found twice: the first folder wins); image files are not listed."""
     seen: dict[str, AudioZooModel] = {}
-    for folder in model_dirs():
-        if not folder.is_dir():
-            continue
-        for path in sorted(folder.glob("*.safetensors")):
-            if path.stem in seen:
-                continue
-            try:
-                meta = read_metadata(path)
-            except ModelFileError:
-                continue
-            arch = meta.get("architecture")
-            if arch in AUDIO_ARCHITECTURES:
-                steps = int(meta["steps"]) if meta.get("steps", "").isdigit() else None
-                seen[path.stem] = AudioZooModel(path.stem, arch, path, steps, bool(steps) or "source_url" in meta)
+    for path, meta in model_files():
+        arch = meta.get("architecture")
+        if path.stem not in seen and arch in AUDIO_ARCHITECTURES:
+            steps = int(meta["steps"]) if meta.get("steps", "").isdigit() else None
+            seen[path.stem] = AudioZooModel(path.stem, arch, path, steps, bool(steps) or "source_url" in meta)
     return sorted(seen.values(), key=lambda z: z.name)
 
 

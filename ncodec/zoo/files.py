@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Mapping, Union
 
@@ -29,6 +30,19 @@ def model_dirs() -> list[Path]:
     """The folders searched for zoo files, in priority order ($NCODEC_MODELS, the user cache, bundled)."""
     env = [Path(p).expanduser() for p in os.environ.get(MODELS_ENV, "").split(os.pathsep) if p]
     return env + [Path("~/.cache/ncodec/models").expanduser(), BUNDLED_DIR]
+
+
+def model_files() -> Iterator[tuple[Path, dict[str, str]]]:
+    """Every readable ``.safetensors`` file of the model folders, in search order (`model_dirs`, then by name),
+    with its metadata; unreadable files are skipped. Each zoo keeps, per name, the first file that is its kind."""
+    for folder in model_dirs():
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.glob("*.safetensors")):
+            try:
+                yield path, read_metadata(path)
+            except ModelFileError:
+                continue
 
 
 def load_weights(path: str | os.PathLike) -> dict[str, Tensor]:

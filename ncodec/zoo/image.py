@@ -18,7 +18,7 @@ from ..errors import ModelFileError
 from ..models.image.hyperprior import GaussianMixtureHyperprior, ImageCompressionModel
 from ..models.image.variable_rate import GainedMeanScaleHyperprior
 from .compressai import ARCHITECTURES
-from .files import load_weights, model_dirs, read_metadata, save_state_atomically, state_dict_hash
+from .files import load_weights, model_dirs, model_files, read_metadata, save_state_atomically, state_dict_hash
 
 __all__ = ["ALL_ARCHITECTURES", "VARIABLE_RATE", "ZooModel", "architecture_name", "build_model", "find_model", "load_model",
            "save_model", "zoo_models"]
@@ -71,21 +71,18 @@ def zoo_models() -> list[ZooModel]:
     ``<name>.safetensors``, listed with quality None (it codes every quality).
     """
     seen: dict[tuple[str, int | None], ZooModel] = {}
-    for folder in model_dirs():
-        if not folder.is_dir():
+    for path, meta in model_files():
+        match = _ZOO_FILE.fullmatch(path.name)
+        key = (match["name"], int(match["quality"])) if match else (path.stem, None)
+        if key in seen:
             continue
-        for path in sorted(folder.glob("*.safetensors")):
-            match = _ZOO_FILE.fullmatch(path.name)
-            key = (match["name"], int(match["quality"])) if match else (path.stem, None)
-            if key in seen:
-                continue
-            try:
-                arch, n, m, k = _architecture_of(read_metadata(path), str(path))
-            except ModelFileError:
-                continue
-            if (key[1] is None) != (arch in VARIABLE_RATE):
-                continue  # a fixed-rate model needs its quality in the name; a variable-rate one has none
-            seen[key] = ZooModel(key[0], key[1], arch, n, m, k, path)
+        try:
+            arch, n, m, k = _architecture_of(meta, str(path))
+        except ModelFileError:
+            continue
+        if (key[1] is None) != (arch in VARIABLE_RATE):
+            continue  # a fixed-rate model needs its quality in the name; a variable-rate one has none
+        seen[key] = ZooModel(key[0], key[1], arch, n, m, k, path)
     return sorted(seen.values(), key=lambda z: (z.name, z.quality or 0))
 
 

@@ -17,7 +17,7 @@ import torch
 
 from ..errors import ModelFileError
 from ..models.image.restoration import RestorationNet
-from .files import load_weights, model_dirs, read_metadata, save_state_atomically, state_dict_hash
+from .files import load_weights, model_dirs, model_files, read_metadata, save_state_atomically, state_dict_hash
 
 __all__ = ["ARCHITECTURE", "RestorationModel", "find_restoration", "load_restoration", "restoration_models",
            "save_restoration"]
@@ -62,18 +62,14 @@ def _steps(meta: dict[str, str]) -> int | None:
 def restoration_models() -> list[RestorationModel]:
     """Every restoration file found in the model folders (a name found twice: the first folder wins)."""
     seen: dict[str, RestorationModel] = {}
-    for folder in model_dirs():
-        if not folder.is_dir():
+    for path, meta in model_files():
+        if path.stem in seen:
             continue
-        for path in sorted(folder.glob("*.safetensors")):
-            if path.stem in seen:
-                continue
-            try:
-                meta = read_metadata(path)
-                _sizes(meta, str(path))
-            except ModelFileError:
-                continue
-            seen[path.stem] = RestorationModel(path.stem, _steps(meta), path)
+        try:
+            _sizes(meta, str(path))
+        except ModelFileError:
+            continue
+        seen[path.stem] = RestorationModel(path.stem, _steps(meta), path)
     return sorted(seen.values(), key=lambda m: m.name)
 
 

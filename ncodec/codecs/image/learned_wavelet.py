@@ -108,7 +108,7 @@ class LearnedWaveletCodec(WaveletCodec):
             path = find_restoration(name).path
         self.net, self.facts = load_restoration(path)
         try:
-            self.contexts = None if self.facts["contexts"] is None else ContextTable(self.facts["contexts"])
+            self.contexts = ContextTable(self.facts["contexts"])   # None: the hand-set weights
         except ValueError as exc:
             raise ModelFileError(f"{path}: {exc}") from None
 

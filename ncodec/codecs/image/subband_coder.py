@@ -56,6 +56,21 @@ class ContextWeights:
         """(dy, dx, weight) of the neighbours that count."""
         return tuple((dy, dx, w) for (dy, dx, _), w in zip(NEIGHBOURS, self.neighbours) if w)
 
+    def sibling_weight(self, index: int, same_level: int | None) -> int:
+        """The weight of a band's ``index``-th sibling: the first ``same_level`` (None: all) are of its plane."""
+        return self.sibling if same_level is None or index < same_level else self.cross_plane
+
+    @classmethod
+    def from_row(cls, row: Sequence[int]) -> "ContextWeights":
+        """From a context-table row: the neighbours' weights, then parent, sibling and cross-plane."""
+        r = [int(v) for v in row]
+        n = len(NEIGHBOURS)
+        return cls(tuple(r[:n]), r[n], r[n + 1], r[n + 2])
+
+    def row(self) -> list[int]:
+        """The inverse of `from_row`."""
+        return [*self.neighbours, self.parent, self.sibling, self.cross_plane]
+
 
 DEFAULT_WEIGHTS = ContextWeights()
 MAX_WEIGHT = 64   # a learned weight beyond this is refused (activities stay far inside int64)
@@ -85,9 +100,11 @@ class ContextTable:
     def weights(self, plane: int, level: int, orientation: str) -> ContextWeights:
         if self.rows is None:
             return DEFAULT_WEIGHTS
-        r = [int(v) for v in self.rows[context_class(plane, level, orientation)]]
-        n = len(NEIGHBOURS)
-        return ContextWeights(tuple(r[:n]), r[n], r[n + 1], r[n + 2])
+        return ContextWeights.from_row(self.rows[context_class(plane, level, orientation)])
+
+
+#: The hand-set weights for every band (what `wavelet` and `wavelet-lossless` code with).
+HAND_SET = ContextTable()
 
 
 def activity(mag: np.ndarray, parent: np.ndarray, siblings: np.ndarray,
@@ -227,7 +244,7 @@ def sibling_magnitudes(siblings: list[np.ndarray], shape: tuple[int, int],
     ``same_level`` (None: all) of this plane, the rest from planes coded before it."""
     out = np.zeros(shape, dtype=np.int64)
     for i, s in enumerate(siblings):
-        weight = weights.sibling if same_level is None or i < same_level else weights.cross_plane
+        weight = weights.sibling_weight(i, same_level)
         if s.size and weight:
             out += weight * np.abs(bp.aligned(s, shape))
     return out
@@ -430,7 +447,6 @@ def decode_low(dec: rans.Decoder, shape: tuple[int, int]) -> np.ndarray:
 
 
 Details = list[dict[str, np.ndarray]]
-_HAND_SET = ContextTable()
 
 
 def neighbour_bands(coded: list[np.ndarray], references: Sequence[Details], level: int, orientation: str) -> list[np.ndarray]:
@@ -449,15 +465,15 @@ def _prediction(parents: dict[str, np.ndarray], coded: list[np.ndarray], referen
 
 
 def encode_subbands(low: np.ndarray, details: Details, references: Sequence[Details] = (),
-                    approximations: Sequence[np.ndarray] | None = None, contexts: ContextTable | None = None) -> bytes:
+                    approximations: Sequence[np.ndarray] | None = None, contexts: ContextTable = HAND_SET) -> bytes:
     """One rANS stream for a plane's subbands: low band, then levels coarsest first, HL, LH, HH.
 
     ``references``: the subbands of planes coded before this one (same shapes), whose
     magnitudes are context for this plane's (the decoder has them when it reads this plane).
     ``approximations``: each level's low band (what its details refine, the coarsest being
     ``low``); given, bands may be predicted (`band_prediction`) and the decoder needs the
-    matching ``synthesize``. ``contexts``: learned context weights per band class (None: the
-    hand-set ones; the decoder needs the same table).
+    matching ``synthesize``. ``contexts``: the context weights per band class (learned ones, or
+    the hand-set `HAND_SET`; the decoder needs the same table).
     """
     out = Symbols([], [])
     encode_low(out, low)
@@ -467,7 +483,7 @@ def encode_subbands(low: np.ndarray, details: Details, references: Sequence[Deta
         for o in ORIENTATIONS:
             prediction = None if approximations is None else _prediction(
                 parents, coded, references, level, o, approximations[level])
-            weights = (contexts or _HAND_SET).weights(len(references), level, o)
+            weights = contexts.weights(len(references), level, o)
             encode_band(out, details[level][o], parents.get(o), neighbour_bands(coded, references, level, o),
                         prediction, weights, len(coded))
             coded.append(details[level][o])
@@ -476,7 +492,7 @@ def encode_subbands(low: np.ndarray, details: Details, references: Sequence[Deta
 
 def decode_subbands(data: bytes | memoryview, low_shape: tuple[int, int], detail_shapes: list[dict[str, tuple[int, ...]]],
                     references: Sequence[Details] = (), synthesize: Synthesis | None = None,
-                    contexts: ContextTable | None = None) -> tuple[np.ndarray, Details]:
+                    contexts: ContextTable = HAND_SET) -> tuple[np.ndarray, Details]:
     """Inverse of `encode_subbands`, given the band shapes and the same ``references``; with
     ``synthesize`` (one inverse level: low band and detail bands -> the next finer low band) for
     streams made with ``approximations``."""
@@ -492,7 +508,7 @@ def decode_subbands(data: bytes | memoryview, low_shape: tuple[int, int], detail
         for o in ORIENTATIONS:
             prediction = None if synthesize is None else _prediction(parents, coded, references, level, o,
                                                                      approximation)
-            weights = (contexts or _HAND_SET).weights(len(references), level, o)
+            weights = contexts.weights(len(references), level, o)
             band = decode_band(dec, tuple(detail_shapes[level][o]), parents.get(o),  # type: ignore[arg-type]
                                neighbour_bands(coded, references, level, o), prediction, weights, len(coded))
             details[level][o] = band

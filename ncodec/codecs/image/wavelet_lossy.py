@@ -155,11 +155,19 @@ class QuantizedPlane:
     offsets: list[int]
 
 
+@dataclass
+class CodedPlanes:
+    """Every plane of an image at one base step: its quantized subbands and its rANS stream."""
+
+    step: float
+    planes: list[QuantizedPlane]
+    streams: list[bytes]
+
+
 def quantize_bands(bands: wavelet.Subbands, step: float, weight: float, references: Sequence[Details] = (),
-                   contexts: subband_coder.ContextTable | None = None) -> QuantizedPlane:
+                   contexts: subband_coder.ContextTable = subband_coder.HAND_SET) -> QuantizedPlane:
     """A plane's subbands quantized at base ``step`` (rate-distortion decisions under the contexts the
     coder will use, ``contexts``; ``references``: the quantized subbands of the planes before it)."""
-    table = contexts or subband_coder.ContextTable()
     low_step, steps = _band_steps(step, weight, len(bands.details))
     low, low_offset = _quantize(bands.low.numpy(), low_step)
     details: Details = [{} for _ in bands.details]
@@ -171,14 +179,14 @@ def quantize_bands(bands: wavelet.Subbands, step: float, weight: float, referenc
             details[level][key], offsets[level][key] = _rdo_quantize(
                 bands.details[level][key].numpy(), steps[level][key], parent,
                 subband_coder.neighbour_bands(coded, references, level, key),
-                table.weights(len(references), level, key), len(coded))
+                contexts.weights(len(references), level, key), len(coded))
             coded.append(details[level][key])
     offs = [low_offset] + [offsets[level][key] for level in range(len(details)) for key in ("HL", "LH", "HH")]
     return QuantizedPlane(low, details, offs)
 
 
 def quantize_image(bands: Sequence[wavelet.Subbands], step: float, channels: int,
-                   contexts: subband_coder.ContextTable | None = None) -> list[QuantizedPlane]:
+                   contexts: subband_coder.ContextTable = subband_coder.HAND_SET) -> list[QuantizedPlane]:
     """Every plane's quantized subbands at base ``step``, each plane with those before it as context."""
     planes: list[QuantizedPlane] = []
     for k, b in enumerate(bands):
@@ -204,7 +212,7 @@ def reconstruct_plane(plane: QuantizedPlane, step: float, weight: float) -> np.n
 
 def decode_plane(data: bytes | memoryview, shape: tuple[int, int], step: float, weight: float, levels: int,
                  offsets: list[int], references: Sequence[Details] = (),
-                 contexts: subband_coder.ContextTable | None = None) -> tuple[np.ndarray, Details]:
+                 contexts: subband_coder.ContextTable = subband_coder.HAND_SET) -> tuple[np.ndarray, Details]:
     """Inverse of a plane's `encode_subbands` stream (after `quantize_bands`): the plane and its quantized subbands."""
     low_shape, detail_shapes = wavelet.band_shapes(shape, levels)
     low, details = decode_subbands(data, low_shape, detail_shapes, references,  # type: ignore[arg-type]
@@ -241,8 +249,8 @@ class WaveletCodec(Codec):
     quality_scale = ('quality 1-100 (higher is better, JPEG-like; 100 near-lossless), default 75 (about 0.5-1 bpp on '
                      'photos); rate target --bpp')
     eval_rate_option = "bpp"  # the harness gives it the target rate directly
-    #: context weights of the subband coder (None: its hand-set ones; `learned-wavelet` has learned ones)
-    contexts: subband_coder.ContextTable | None = None
+    #: context weights of the subband coder (the hand-set ones; `learned-wavelet` has learned ones)
+    contexts: subband_coder.ContextTable = subband_coder.HAND_SET
 
     @classmethod
     def eval_version(cls) -> str:
@@ -278,26 +286,28 @@ class WaveletCodec(Codec):
     def _bands(self, image: Image) -> list[wavelet.Subbands]:
         return [transform_plane(plane, self.levels) for plane in _planes(image)]
 
-    def _container(self, image: Image, step: float, bands: list[wavelet.Subbands] | None = None) -> bytes:
-        """The whole stream at a given base step (``bands``: the planes' transforms, when already made), its
-        closing chunks (`_closing_chunks`) at their final size but not their final content (rate control)."""
-        return self._coded(image, step, bands, final=False)
-
-    def _coded(self, image: Image, step: float, bands: list[wavelet.Subbands] | None = None,
-               final: bool = True) -> bytes:
-        """The whole stream at a given base step."""
+    def _encode_planes(self, image: Image, step: float,
+                       bands: list[wavelet.Subbands] | None = None) -> CodedPlanes:
+        """Every plane quantized and entropy-coded at a base step (``bands``: the planes' transforms, when
+        already made)."""
         bands = self._bands(image) if bands is None else bands
         planes = quantize_image(bands, step, image.channels, self.contexts)
         streams = [encode_subbands(p.low, p.details, [q.details for q in planes[:k]], contexts=self.contexts)
                    for k, p in enumerate(planes)]
+        return CodedPlanes(step, planes, streams)
+
+    def _pack(self, image: Image, coded: CodedPlanes, final: bool = True) -> bytes:
+        """The whole stream of coded planes; without ``final``, its closing chunks (`_closing_chunks`) have
+        their final size but not their content (what rate control measures)."""
         meta = {"media": "image", "width": image.width, "height": image.height, "channels": image.channels,
                 "bit_depth": 8, "source": image.source}
         chunks = []
-        for k, (data, plane) in enumerate(zip(streams, planes)):
+        for k, (data, plane) in enumerate(zip(coded.streams, coded.planes)):
             offs = plane.offsets
-            head = _HEAD.pack(k) + (_STEP.pack(step) if k == 0 else b"") + _OFFSETS.pack(*offs, *[0] * (16 - len(offs)))
+            head = (_HEAD.pack(k) + (_STEP.pack(coded.step) if k == 0 else b"")
+                    + _OFFSETS.pack(*offs, *[0] * (16 - len(offs))))
             chunks.append((CHUNK_KIND, head + data))
-        chunks += self._closing_chunks(image, step, planes if final else None)
+        chunks += self._closing_chunks(image, coded.step, coded.planes if final else None)
         # one small image: no chunk index (it would cost more than it saves at low rates)
         header = bitstream.Header(self.name, self._config(), meta, self.model_hash())
         return bitstream.pack(header, chunks, index=False)
@@ -314,10 +324,10 @@ class WaveletCodec(Codec):
 
     def _rate_controlled(self, image: Image) -> bytes:
         """The stream with the smallest step whose total size fits ``bpp`` (`_search_step`)."""
-        return self._search_step(image)[1]
+        return self._pack(image, self._search_step(image))
 
-    def _search_step(self, image: Image) -> tuple[float, bytes]:
-        """The smallest step whose total stream fits ``bpp``, and that stream (closing chunks not final).
+    def _search_step(self, image: Image) -> CodedPlanes:
+        """The planes coded at the smallest step whose total stream fits ``bpp``.
 
         Size falls smoothly with the step, almost linearly in log-log, so the search is
         regula falsi (Illinois) on ``log(size / budget)`` over ``log2(step)``, bracketed in
@@ -327,9 +337,9 @@ class WaveletCodec(Codec):
         budget = self.bpp * image.num_pixels / 8  # type: ignore[operator]
         bands = self._bands(image)
 
-        def excess(log_step: float) -> tuple[float, tuple[float, bytes]]:
-            data = self._container(image, 2 ** log_step, bands)
-            return math.log(len(data) / budget), (2 ** log_step, data)
+        def excess(log_step: float) -> tuple[float, CodedPlanes]:
+            coded = self._encode_planes(image, 2 ** log_step, bands)
+            return math.log(len(self._pack(image, coded, final=False)) / budget), coded
 
         lo, hi = math.log2(1 / 64), math.log2(1024.0)
         f_lo, d_lo = excess(lo)
@@ -337,8 +347,9 @@ class WaveletCodec(Codec):
             return d_lo
         f_hi, d_hi = excess(hi)
         if f_hi > 0:  # even the coarsest step does not fit: say so rather than give a larger stream
+            smallest = len(self._pack(image, d_hi, final=False))
             raise MediaError(f"{self.name} cannot code this image in bpp={self.bpp:g}: its smallest stream "
-                             f"(coarsest step) takes {8 * len(d_hi[1]) / image.num_pixels:.4f} bpp")
+                             f"(coarsest step) takes {8 * smallest / image.num_pixels:.4f} bpp")
         best, side = d_hi, 0
         for _ in range(24):
             if hi - lo <= 1 / 128:
@@ -362,13 +373,8 @@ class WaveletCodec(Codec):
         image = media
         if not isinstance(image, Image) or image.pixels.dtype != np.uint8 or image.channels not in (1, 3):
             raise MediaError("wavelet codes 8-bit gray or RGB images (drop alpha, or use wavelet-lossless)")
-        if self.bpp is None:
-            data = self._coded(image, self.step)
-        else:
-            step, data = self._search_step(image)
-            if self._closing_chunks(image, step, None):   # made for their size only: code the step once more
-                data = self._coded(image, step)
-        out.write(data)
+        coded = self._encode_planes(image, self.step) if self.bpp is None else self._search_step(image)
+        out.write(self._pack(image, coded))
         if progress:
             progress.update(1)
 
